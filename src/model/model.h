@@ -1,0 +1,69 @@
+// Model: a loaded checkpoint — its config and its weights, memory-mapped and read-only.
+// load_model() detects the file format by content (GGUF magic, else llama2.c) and hands
+// architecture-specific interpretation to model/arch/. Inference state lives in Session, never
+// here, so one Model can serve many sessions.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+#include "model/config.h"
+
+namespace glassbox {
+
+class GgufFile;
+class Tokenizer;
+
+// Row-major weight shapes ([out, in] for matrices), GGUF names in comments.
+struct LayerWeights {
+  Tensor attn_norm;  // blk.L.attn_norm.weight    [d_model]
+  Tensor wq;         // blk.L.attn_q.weight       [n_heads * d_head, d_model]
+  Tensor wk;         // blk.L.attn_k.weight       [n_kv_heads * d_head, d_model]
+  Tensor wv;         // blk.L.attn_v.weight       [n_kv_heads * d_head, d_model]
+  Tensor wo;         // blk.L.attn_output.weight  [d_model, n_heads * d_head]
+  Tensor ffn_norm;   // blk.L.ffn_norm.weight     [d_model]
+  Tensor w_gate;     // blk.L.ffn_gate.weight     [d_mlp, d_model]
+  Tensor w_up;       // blk.L.ffn_up.weight       [d_mlp, d_model]
+  Tensor w_down;     // blk.L.ffn_down.weight     [d_model, d_mlp]
+};
+
+class Model {
+ public:
+  const std::string& path() const { return path_; }
+  const ModelConfig& config() const { return config_; }
+  const Tensor& token_embedding() const { return tok_embd_; }  // [d_vocab, d_model]
+  const Tensor& final_norm() const { return output_norm_; }    // [d_model]
+  const Tensor& unembedding() const { return output_; }        // [d_vocab, d_model]
+  const std::vector<LayerWeights>& layers() const { return layers_; }
+  // Every tensor of the checkpoint by its (GGUF) name, in file order, for `info`.
+  const std::vector<std::pair<std::string, Tensor>>& tensors() const { return tensors_; }
+  int64_t n_params() const;
+  // The parsed GGUF container when the model came from one (metadata, embedded vocabulary).
+  const GgufFile* gguf() const { return gguf_.get(); }
+  // Throws Error(kUnsupported) naming the first weight whose dtype the forward pass cannot use.
+  void check_computable() const;
+
+ private:
+  friend Model load_model(const std::string& path);
+  std::string path_;
+  ModelConfig config_;
+  Tensor tok_embd_, output_norm_, output_;
+  std::vector<LayerWeights> layers_;
+  std::vector<std::pair<std::string, Tensor>> tensors_;
+  std::shared_ptr<const GgufFile> gguf_;
+};
+
+// Loads a llama2.c checkpoint or a GGUF file; throws Error naming the file and what is wrong.
+Model load_model(const std::string& path);
+
+// The tokenizer for a model: `explicit_path` when given; else the GGUF-embedded vocabulary;
+// else a tokenizer file beside the model (tokenizer.model, tok<vocab>.bin, tokenizer.bin, or
+// any single tok*.bin). Throws Error(kNotFound) listing the places searched.
+std::unique_ptr<Tokenizer> load_model_tokenizer(const Model& model,
+                                                const std::optional<std::string>& explicit_path);
+
+}  // namespace glassbox

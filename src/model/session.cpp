@@ -1,0 +1,285 @@
+#include "model/session.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "ops/ops.h"
+
+namespace glassbox {
+namespace {
+
+float dot(const float* a, const float* b, int64_t n) {
+  float s = 0.0f;
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+}  // namespace
+
+Session::Session(const Model& model, SessionOptions options)
+    : model_(model), options_(options), pool_(options.n_threads), hooks_(model.config()) {
+  model_.check_computable();
+  const ModelConfig& c = model_.config();
+  n_ctx_ = options_.n_ctx > 0 ? std::min(options_.n_ctx, c.n_ctx) : c.n_ctx;
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    k_cache_.push_back(Tensor::zeros(DType::kF32, {n_ctx_, c.kv_dim()}));
+    v_cache_.push_back(Tensor::zeros(DType::kF32, {n_ctx_, c.kv_dim()}));
+  }
+  // OpenBLAS keeps one process-wide thread count; match the session's pool.
+  openblas_set_num_threads(pool_.size());
+}
+
+void Session::reserve(int64_t n) {
+  if (n <= capacity_) return;
+  const ModelConfig& c = model_.config();
+  const auto sz = [n](int64_t width) { return static_cast<size_t>(n * width); };
+  x_.resize(sz(c.d_model));
+  xn_.resize(sz(c.d_model));
+  scale_.resize(sz(1));
+  q_.resize(sz(c.q_dim()));
+  k_.resize(sz(c.kv_dim()));
+  v_.resize(sz(c.kv_dim()));
+  z_.resize(sz(c.q_dim()));
+  tmp_.resize(sz(c.d_model));
+  gate_.resize(sz(c.d_mlp));
+  up_.resize(sz(c.d_mlp));
+  post_.resize(sz(c.d_mlp));
+  capacity_ = n;
+}
+
+void Session::fire(HookPoint point, int layer, float* data, Shape shape) {
+  Tensor view = Tensor::view(DType::kF32, std::move(shape), data);
+  hooks_.fire(point, layer, n_past_, view);
+}
+
+Tensor Session::forward(std::span<const int32_t> tokens, LogitsMode mode) {
+  const ModelConfig& c = model_.config();
+  if (tokens.empty()) throw Error(ErrorCode::kInvalidArgument, "forward: no tokens given");
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || tokens[i] >= c.d_vocab) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "token id " + std::to_string(tokens[i]) + " at position " + std::to_string(i) +
+                      " is out of range [0, " + std::to_string(c.d_vocab) + ")");
+    }
+  }
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n_past_ + n > n_ctx_) {
+    throw Error(ErrorCode::kInvalidArgument,
+                std::to_string(n) + " tokens after " + std::to_string(n_past_) +
+                    " exceed the context length " + std::to_string(n_ctx_));
+  }
+  reserve(n);
+  Tensor logits = (hooks_.size() != 0 || options_.force_hook_sites) ? run<true>(tokens, mode)
+                                                                    : run<false>(tokens, mode);
+  n_past_ += n;
+  return logits;
+}
+
+template <bool kHooks>
+Tensor Session::run(std::span<const int32_t> tokens, LogitsMode mode) {
+  const ModelConfig& c = model_.config();
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  const Tensor& embd = model_.token_embedding();
+  for (int64_t i = 0; i < n; ++i) {
+    ops::dequantize_rows(embd.dtype(), embd.raw(), c.d_model, tokens[i], tokens[i] + 1,
+                         x_.data() + i * c.d_model);
+  }
+  if constexpr (kHooks) {
+    if (hooks_.active(HookPoint::kEmbed, -1))
+      fire(HookPoint::kEmbed, -1, x_.data(), {n, c.d_model});
+  }
+  for (int layer = 0; layer < c.n_layers; ++layer) {
+    if constexpr (kHooks) {
+      if (hooks_.active(HookPoint::kResidPre, layer))
+        fire(HookPoint::kResidPre, layer, x_.data(), {n, c.d_model});
+    }
+    attention_block<kHooks>(layer, n);
+    mlp_block<kHooks>(layer, n);
+  }
+  rms_norm<kHooks>(HookPoint::kLnFinalScale, HookPoint::kLnFinalNormalized, -1, n,
+                   model_.final_norm());
+  if (mode == LogitsMode::kNone) return Tensor();
+  const int64_t first = mode == LogitsMode::kLast ? n - 1 : 0;
+  Tensor logits = Tensor::zeros(DType::kF32, {n - first, c.d_vocab});
+  ops::matmul_wt(xn_.data() + first * c.d_model, n - first, c.d_model, model_.unembedding(),
+                 logits.mutable_data<float>(), pool_);
+  return logits;
+}
+
+template <bool kHooks>
+void Session::rms_norm(HookPoint scale_point, HookPoint normalized_point, int layer, int64_t n,
+                       const Tensor& weight) {
+  const int64_t d = model_.config().d_model;
+  ops::rms_scale(x_.data(), n, d, model_.config().norm_eps, scale_.data());
+  if constexpr (kHooks) {
+    if (hooks_.active(scale_point, layer)) fire(scale_point, layer, scale_.data(), {n, 1});
+  }
+  ops::divide_rows(x_.data(), n, d, scale_.data(), xn_.data());
+  if constexpr (kHooks) {
+    if (hooks_.active(normalized_point, layer))
+      fire(normalized_point, layer, xn_.data(), {n, d});
+  }
+  ops::mul_columns(xn_.data(), n, d, weight.data<float>());
+}
+
+template <bool kHooks>
+void Session::attention_block(int layer, int64_t n) {
+  const ModelConfig& c = model_.config();
+  const LayerWeights& w = model_.layers()[static_cast<size_t>(layer)];
+  rms_norm<kHooks>(HookPoint::kLn1Scale, HookPoint::kLn1Normalized, layer, n, w.attn_norm);
+  ops::matmul_wt(xn_.data(), n, c.d_model, w.wq, q_.data(), pool_);
+  ops::matmul_wt(xn_.data(), n, c.d_model, w.wk, k_.data(), pool_);
+  ops::matmul_wt(xn_.data(), n, c.d_model, w.wv, v_.data(), pool_);
+  if constexpr (kHooks) {
+    if (hooks_.active(HookPoint::kAttnQ, layer))
+      fire(HookPoint::kAttnQ, layer, q_.data(), {n, c.n_heads, c.d_head});
+    if (hooks_.active(HookPoint::kAttnK, layer))
+      fire(HookPoint::kAttnK, layer, k_.data(), {n, c.n_kv_heads, c.d_head});
+    if (hooks_.active(HookPoint::kAttnV, layer))
+      fire(HookPoint::kAttnV, layer, v_.data(), {n, c.n_kv_heads, c.d_head});
+  }
+  const bool interleaved = c.rope_style == RopeStyle::kInterleaved;
+  ops::rope(q_.data(), n, c.n_heads, c.d_head, c.rope_dims, n_past_, c.rope_theta, interleaved);
+  ops::rope(k_.data(), n, c.n_kv_heads, c.d_head, c.rope_dims, n_past_, c.rope_theta,
+            interleaved);
+  if constexpr (kHooks) {
+    if (hooks_.active(HookPoint::kAttnRotQ, layer))
+      fire(HookPoint::kAttnRotQ, layer, q_.data(), {n, c.n_heads, c.d_head});
+    if (hooks_.active(HookPoint::kAttnRotK, layer))
+      fire(HookPoint::kAttnRotK, layer, k_.data(), {n, c.n_kv_heads, c.d_head});
+  }
+  // Append this call's keys and values to the cache.
+  const size_t kv_row = static_cast<size_t>(c.kv_dim());
+  float* kc = k_cache_[static_cast<size_t>(layer)].mutable_data<float>();
+  float* vc = v_cache_[static_cast<size_t>(layer)].mutable_data<float>();
+  std::copy_n(k_.data(), n * kv_row, kc + n_past_ * kv_row);
+  std::copy_n(v_.data(), n * kv_row, vc + n_past_ * kv_row);
+
+  bool materialize = false;
+  if constexpr (kHooks) {
+    materialize = hooks_.active(HookPoint::kAttnScores, layer) ||
+                  hooks_.active(HookPoint::kAttnPattern, layer);
+  }
+  if (materialize) {
+    attend_materialized<kHooks>(layer, n);
+  } else {
+    attend_streaming(layer, n);
+  }
+  if constexpr (kHooks) {
+    if (hooks_.active(HookPoint::kAttnZ, layer))
+      fire(HookPoint::kAttnZ, layer, z_.data(), {n, c.n_heads, c.d_head});
+  }
+  ops::matmul_wt(z_.data(), n, c.q_dim(), w.wo, tmp_.data(), pool_);
+  if constexpr (kHooks) {
+    if (hooks_.active(HookPoint::kAttnOut, layer))
+      fire(HookPoint::kAttnOut, layer, tmp_.data(), {n, c.d_model});
+  }
+  ops::add_inplace(x_.data(), tmp_.data(), n * c.d_model);
+  if constexpr (kHooks) {
+    if (hooks_.active(HookPoint::kResidMid, layer))
+      fire(HookPoint::kResidMid, layer, x_.data(), {n, c.d_model});
+  }
+}
+
+void Session::attend_streaming(int layer, int64_t n) {
+  const ModelConfig& c = model_.config();
+  const int64_t d = c.d_head, group = c.n_heads / c.n_kv_heads, kv_dim = c.kv_dim();
+  const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(d));
+  const float* kc = k_cache_[static_cast<size_t>(layer)].data<float>();
+  const float* vc = v_cache_[static_cast<size_t>(layer)].data<float>();
+  const int64_t pos0 = n_past_;
+  // One task per (head, query); each writes its own slice of z_.
+  pool_.parallel_for(c.n_heads * n, [&](int64_t begin, int64_t end) {
+    std::vector<float> s(static_cast<size_t>(pos0 + n));
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t h = task / n, i = task % n, g = h / group, n_keys = pos0 + i + 1;
+      const float* q = q_.data() + (i * c.n_heads + h) * d;
+      for (int64_t j = 0; j < n_keys; ++j) s[j] = dot(q, kc + j * kv_dim + g * d, d) * inv_sqrt_d;
+      ops::softmax_row(s.data(), n_keys);
+      float* z = z_.data() + (i * c.n_heads + h) * d;
+      std::fill(z, z + d, 0.0f);
+      for (int64_t j = 0; j < n_keys; ++j) {
+        const float* v = vc + j * kv_dim + g * d;
+        for (int64_t e = 0; e < d; ++e) z[e] += s[j] * v[e];
+      }
+    }
+  });
+}
+
+template <bool kHooks>
+void Session::attend_materialized(int layer, int64_t n) {
+  const ModelConfig& c = model_.config();
+  const int64_t d = c.d_head, group = c.n_heads / c.n_kv_heads, kv_dim = c.kv_dim();
+  const int64_t pos0 = n_past_, n_keys = pos0 + n;
+  const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(d));
+  const float* kc = k_cache_[static_cast<size_t>(layer)].data<float>();
+  const float* vc = v_cache_[static_cast<size_t>(layer)].data<float>();
+  scores_.assign(static_cast<size_t>(c.n_heads * n * n_keys),
+                 -std::numeric_limits<float>::infinity());
+  pool_.parallel_for(c.n_heads * n, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t h = task / n, i = task % n, g = h / group;
+      const float* q = q_.data() + (i * c.n_heads + h) * d;
+      float* s = scores_.data() + task * n_keys;
+      for (int64_t j = 0; j <= pos0 + i; ++j) s[j] = dot(q, kc + j * kv_dim + g * d, d) * inv_sqrt_d;
+    }
+  });
+  if (hooks_.active(HookPoint::kAttnScores, layer))
+    fire(HookPoint::kAttnScores, layer, scores_.data(), {c.n_heads, n, n_keys});
+  pool_.parallel_for(c.n_heads * n, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task)
+      ops::softmax_row(scores_.data() + task * n_keys, n_keys);
+  });
+  if (hooks_.active(HookPoint::kAttnPattern, layer))
+    fire(HookPoint::kAttnPattern, layer, scores_.data(), {c.n_heads, n, n_keys});
+  // z = pattern @ v over every key, as TL does (a hook may have unmasked entries).
+  pool_.parallel_for(c.n_heads * n, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t h = task / n, i = task % n, g = h / group;
+      const float* p = scores_.data() + task * n_keys;
+      float* z = z_.data() + (i * c.n_heads + h) * d;
+      std::fill(z, z + d, 0.0f);
+      for (int64_t j = 0; j < n_keys; ++j) {
+        if (p[j] == 0.0f) continue;
+        const float* v = vc + j * kv_dim + g * d;
+        for (int64_t e = 0; e < d; ++e) z[e] += p[j] * v[e];
+      }
+    }
+  });
+}
+
+template <bool kHooks>
+void Session::mlp_block(int layer, int64_t n) {
+  const ModelConfig& c = model_.config();
+  const LayerWeights& w = model_.layers()[static_cast<size_t>(layer)];
+  rms_norm<kHooks>(HookPoint::kLn2Scale, HookPoint::kLn2Normalized, layer, n, w.ffn_norm);
+  ops::matmul_wt(xn_.data(), n, c.d_model, w.w_gate, gate_.data(), pool_);
+  ops::matmul_wt(xn_.data(), n, c.d_model, w.w_up, up_.data(), pool_);
+  if constexpr (kHooks) {
+    if (hooks_.active(HookPoint::kMlpPre, layer))
+      fire(HookPoint::kMlpPre, layer, gate_.data(), {n, c.d_mlp});
+    if (hooks_.active(HookPoint::kMlpPreLinear, layer))
+      fire(HookPoint::kMlpPreLinear, layer, up_.data(), {n, c.d_mlp});
+  }
+  ops::silu_mul(gate_.data(), up_.data(), n * c.d_mlp, post_.data());
+  if constexpr (kHooks) {
+    if (hooks_.active(HookPoint::kMlpPost, layer))
+      fire(HookPoint::kMlpPost, layer, post_.data(), {n, c.d_mlp});
+  }
+  ops::matmul_wt(post_.data(), n, c.d_mlp, w.w_down, tmp_.data(), pool_);
+  if constexpr (kHooks) {
+    if (hooks_.active(HookPoint::kMlpOut, layer))
+      fire(HookPoint::kMlpOut, layer, tmp_.data(), {n, c.d_model});
+  }
+  ops::add_inplace(x_.data(), tmp_.data(), n * c.d_model);
+  if constexpr (kHooks) {
+    if (hooks_.active(HookPoint::kResidPost, layer))
+      fire(HookPoint::kResidPost, layer, x_.data(), {n, c.d_model});
+  }
+}
+
+}  // namespace glassbox

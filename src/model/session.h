@@ -1,0 +1,84 @@
+// Session: the inference state of one sequence over a Model — KV cache, activation buffers,
+// thread pool and hook registry — and the shared transformer block skeleton that every
+// architecture runs through. All hook points are emitted here and nowhere else.
+//
+// Buffers (row-major, n = tokens in this forward call, T = n_past + n keys):
+//   x_      [n, d_model]   residual stream          xn_    [n, d_model]  normalized input
+//   scale_  [n]            RMSNorm scale            q_     [n, n_heads * d_head]
+//   k_, v_  [n, kv_dim]    new keys / values        z_     [n, n_heads * d_head]
+//   tmp_    [n, d_model]   attn_out / mlp_out       gate_, up_, post_ [n, d_mlp]
+//   scores_ [n_heads, n, T] only when a scores/pattern hook is active on that layer
+//   k_cache_[L], v_cache_[L]: [n_ctx, kv_dim]
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "model/hooks.h"
+#include "model/model.h"
+
+namespace glassbox {
+
+struct SessionOptions {
+  int n_threads = 0;   // 0 = all cores
+  int64_t n_ctx = 0;   // KV-cache length; 0 = the model's context length
+  // Benchmarks only: run the hook-checking forward even when no hook is registered, to measure
+  // what the checks cost.
+  bool force_hook_sites = false;
+};
+
+enum class LogitsMode { kAll, kLast, kNone };
+
+class Session {
+ public:
+  // Throws Error(kUnsupported) when the model's weights cannot be computed on.
+  explicit Session(const Model& model, SessionOptions options = {});
+
+  const Model& model() const { return model_; }
+  const ModelConfig& config() const { return model_.config(); }
+  HookRegistry& hooks() { return hooks_; }
+  ThreadPool& pool() { return pool_; }
+  int64_t n_past() const { return n_past_; }
+  int64_t n_ctx() const { return n_ctx_; }
+  // Forgets the sequence (the cache is simply overwritten by the next call).
+  void reset() { n_past_ = 0; }
+
+  // Processes `tokens` at positions [n_past, n_past + n) and appends them to the cache.
+  // Returns float32 logits [n, d_vocab] (kAll), [1, d_vocab] (kLast) or an empty tensor.
+  // Throws Error(kInvalidArgument) for no tokens, an id out of range or a full context; after an
+  // exception (also one thrown by a hook) n_past is unchanged.
+  Tensor forward(std::span<const int32_t> tokens, LogitsMode mode = LogitsMode::kAll);
+
+ private:
+  template <bool kHooks>
+  Tensor run(std::span<const int32_t> tokens, LogitsMode mode);
+  template <bool kHooks>
+  void attention_block(int layer, int64_t n);
+  template <bool kHooks>
+  void mlp_block(int layer, int64_t n);
+  template <bool kHooks>
+  void rms_norm(HookPoint scale_point, HookPoint normalized_point, int layer, int64_t n,
+                const Tensor& weight);
+  // Causal attention for queries rows [0, n) over keys [0, n_past + n); z_ gets the result.
+  void attend_streaming(int layer, int64_t n);
+  template <bool kHooks>
+  void attend_materialized(int layer, int64_t n);
+  void fire(HookPoint point, int layer, float* data, Shape shape);
+  void reserve(int64_t n);
+
+  const Model& model_;
+  SessionOptions options_;
+  ThreadPool pool_;
+  HookRegistry hooks_;
+  int64_t n_ctx_ = 0;
+  int64_t n_past_ = 0;
+  int64_t capacity_ = 0;
+  std::vector<float> x_, xn_, scale_, q_, k_, v_, z_, tmp_, gate_, up_, post_, scores_;
+  std::vector<Tensor> k_cache_, v_cache_;
+};
+
+}  // namespace glassbox

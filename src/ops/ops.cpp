@@ -1,0 +1,146 @@
+#include "ops/ops.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "core/half.h"
+
+namespace glassbox::ops {
+
+void rms_scale(const float* x, int64_t n, int64_t d, double eps, float* scale) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = x + i * d;
+    double ss = 0.0;
+    for (int64_t j = 0; j < d; ++j) ss += static_cast<double>(row[j]) * row[j];
+    scale[i] = static_cast<float>(std::sqrt(ss / static_cast<double>(d) + eps));
+  }
+}
+
+void divide_rows(const float* x, int64_t n, int64_t d, const float* scale, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float inv = 1.0f / scale[i];
+    for (int64_t j = 0; j < d; ++j) out[i * d + j] = x[i * d + j] * inv;
+  }
+}
+
+void mul_columns(float* x, int64_t n, int64_t d, const float* w) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < d; ++j) x[i * d + j] *= w[j];
+}
+
+void add_inplace(float* y, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+void silu_mul(const float* gate, const float* up, int64_t n, float* post) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    post[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void softmax_row(float* x, int64_t n) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  if (mx == -std::numeric_limits<float>::infinity()) {
+    std::fill(x, x + n, 0.0f);
+    return;
+  }
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+bool weight_dtype_supported(DType dtype) {
+  return dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16;
+}
+
+void dequantize_rows(DType dtype, const void* src, int64_t k, int64_t row_begin, int64_t row_end,
+                     float* dst) {
+  const int64_t count = (row_end - row_begin) * k;
+  switch (dtype) {
+    case DType::kF32:
+      std::copy_n(static_cast<const float*>(src) + row_begin * k, count, dst);
+      return;
+    case DType::kF16: {
+      const auto* s = static_cast<const uint16_t*>(src) + row_begin * k;
+      for (int64_t i = 0; i < count; ++i) dst[i] = f16_to_f32(s[i]);
+      return;
+    }
+    case DType::kBF16: {
+      const auto* s = static_cast<const uint16_t*>(src) + row_begin * k;
+      for (int64_t i = 0; i < count; ++i) dst[i] = bf16_to_f32(s[i]);
+      return;
+    }
+    default:
+      GLASSBOX_ASSERT(false && "dequantize_rows: unsupported dtype (checked at load)");
+  }
+}
+
+void matmul_wt(const float* x, int64_t n, int64_t k, const Tensor& w, float* y, ThreadPool& pool) {
+  const int64_t m = w.dim(0);
+  GLASSBOX_ASSERT(w.dim(1) == k);
+  if (w.dtype() == DType::kF32) {
+    const float* wd = w.data<float>();
+    if (n == 1) {
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(m), static_cast<int>(k), 1.0f, wd,
+                  static_cast<int>(k), x, 1, 0.0f, y, 1);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n),
+                  static_cast<int>(m), static_cast<int>(k), 1.0f, x, static_cast<int>(k), wd,
+                  static_cast<int>(k), 0.0f, y, static_cast<int>(m));
+    }
+    return;
+  }
+  // Other dtypes: convert a tile of weight rows to f32, multiply, repeat. Each thread owns a
+  // contiguous range of output columns, so writes never overlap.
+  constexpr int64_t kTile = 64;
+  const int64_t n_tiles = (m + kTile - 1) / kTile;
+  pool.parallel_for(n_tiles, [&](int64_t t0, int64_t t1) {
+    std::vector<float> tile(static_cast<size_t>(kTile * k));
+    std::vector<float> out(static_cast<size_t>(n * kTile));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t r0 = t * kTile, r1 = std::min(m, r0 + kTile), rows = r1 - r0;
+      dequantize_rows(w.dtype(), w.raw(), k, r0, r1, tile.data());
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n),
+                  static_cast<int>(rows), static_cast<int>(k), 1.0f, x, static_cast<int>(k),
+                  tile.data(), static_cast<int>(k), 0.0f, out.data(), static_cast<int>(rows));
+      for (int64_t i = 0; i < n; ++i)
+        std::copy_n(out.data() + i * rows, rows, y + i * m + r0);
+    }
+  });
+}
+
+void rope(float* x, int64_t n_pos, int64_t n_heads, int64_t d_head, int64_t rope_dims,
+          int64_t pos_start, double theta, bool interleaved) {
+  const int64_t half = rope_dims / 2;
+  std::vector<float> cos_t(static_cast<size_t>(half)), sin_t(static_cast<size_t>(half));
+  for (int64_t p = 0; p < n_pos; ++p) {
+    const double pos = static_cast<double>(pos_start + p);
+    for (int64_t i = 0; i < half; ++i) {
+      const double freq = std::pow(theta, -2.0 * static_cast<double>(i) / rope_dims);
+      cos_t[i] = static_cast<float>(std::cos(pos * freq));
+      sin_t[i] = static_cast<float>(std::sin(pos * freq));
+    }
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* v = x + (p * n_heads + h) * d_head;
+      for (int64_t i = 0; i < half; ++i) {
+        const int64_t a = interleaved ? 2 * i : i;
+        const int64_t b = interleaved ? 2 * i + 1 : i + half;
+        const float x0 = v[a], x1 = v[b];
+        v[a] = x0 * cos_t[i] - x1 * sin_t[i];
+        v[b] = x0 * sin_t[i] + x1 * cos_t[i];
+      }
+    }
+  }
+}
+
+}  // namespace glassbox::ops

@@ -1,0 +1,41 @@
+// Kernels of the forward pass over raw float buffers (row-major). They never throw and never
+// allocate per element; callers validate shapes and dtypes at their entry points.
+// ops/ must not include model/: everything it needs arrives as plain arguments.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+
+namespace glassbox::ops {
+
+// scale[i] = sqrt(mean_j x[i, j]^2 + eps) for x [n, d] (accumulated in double).
+void rms_scale(const float* x, int64_t n, int64_t d, double eps, float* scale);
+// out[i, j] = x[i, j] / scale[i]  (out may alias x)
+void divide_rows(const float* x, int64_t n, int64_t d, const float* scale, float* out);
+// x[i, j] *= w[j]
+void mul_columns(float* x, int64_t n, int64_t d, const float* w);
+// Element-wise y += x over n values.
+void add_inplace(float* y, const float* x, int64_t n);
+// post[i] = silu(gate[i]) * up[i]
+void silu_mul(const float* gate, const float* up, int64_t n, float* post);
+// In-place softmax of one row; -inf entries become 0. A row of all -inf becomes all 0.
+void softmax_row(float* x, int64_t n);
+
+// Whether matmul_wt/dequantize_rows can read weights of this dtype.
+bool weight_dtype_supported(DType dtype);
+// dst[r, :] = float(src row r) for rows [row_begin, row_end) of a [rows, k] weight of `dtype`.
+void dequantize_rows(DType dtype, const void* src, int64_t k, int64_t row_begin, int64_t row_end,
+                     float* dst);
+// y[n, m] = x[n, k] @ w^T where w is a [m, k] weight (F32 via BLAS; other dtypes converted
+// tile by tile). `pool` splits non-F32 work by output columns.
+void matmul_wt(const float* x, int64_t n, int64_t k, const Tensor& w, float* y, ThreadPool& pool);
+
+// Rotary embedding on x [n_pos, n_heads, d_head] for absolute positions pos_start + i.
+// Rotates the first rope_dims dims of each head by angle pos * theta^(-2i/rope_dims), pairing
+// (2i, 2i+1) when interleaved, else (i, i + rope_dims/2) (NeoX / Hugging Face layout).
+void rope(float* x, int64_t n_pos, int64_t n_heads, int64_t d_head, int64_t rope_dims,
+          int64_t pos_start, double theta, bool interleaved);
+
+}  // namespace glassbox::ops

@@ -1,0 +1,49 @@
+// Shared plumbing of the glassbox subcommands: model/tokenizer loading, token input
+// (--tokens / --prompt), and registration of each subcommand with CLI11.
+// Subcommands stay thin: parse, call the library, print.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace glassbox::cli {
+
+// --model, --tokenizer, --tokens, --prompt, --no-bos, --threads options shared by commands.
+struct ModelArgs {
+  std::string model_path;
+  std::optional<std::string> tokenizer_path;
+  int threads = 0;
+};
+struct TokenArgs {
+  std::optional<std::string> tokens;  // "1,2,3"
+  std::optional<std::string> prompt;
+  bool no_bos = false;
+};
+
+void add_model_options(CLI::App& cmd, ModelArgs& args, bool with_tokenizer = true);
+void add_token_options(CLI::App& cmd, TokenArgs& args);
+
+// Parses "1, 2,3" into ids; throws Error(kInvalidArgument) naming the bad item.
+std::vector<int32_t> parse_ids(const std::string& text, const std::string& option);
+
+// Resolves --tokens or --prompt into ids for `model` (loading its tokenizer only for --prompt)
+// and checks they are non-empty and fit in the context.
+std::vector<int32_t> input_ids(const Model& model, const ModelArgs& margs, const TokenArgs& targs);
+
+// Each subcommand registers itself and returns the action to run after parsing.
+using Action = std::function<int()>;
+Action register_info(CLI::App& app);
+Action register_generate(CLI::App& app);
+Action register_logits(CLI::App& app);
+Action register_cache(CLI::App& app);
+Action register_tokenize(CLI::App& app);
+
+}  // namespace glassbox::cli

@@ -1,0 +1,39 @@
+// The glassbox command line: one binary, one subcommand per job. Library errors become one
+// "glassbox: error: ..." line on stderr and exit code 1; usage errors exit with CLI11's code.
+#include <cstdio>
+#include <map>
+
+#include "cli_common.h"
+
+int main(int argc, char** argv) {
+  using namespace glassbox;
+  CLI::App app{"glassbox: look inside language models and steer them, on a CPU"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "glassbox 0.1.0");
+  std::map<CLI::App*, cli::Action> actions;
+  for (auto reg : {cli::register_info, cli::register_generate, cli::register_logits,
+                   cli::register_cache, cli::register_tokenize}) {
+    const size_t before = app.get_subcommands({}).size();
+    cli::Action action = reg(app);
+    actions[app.get_subcommands({})[before]] = std::move(action);
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [cmd, action] : actions) {
+      if (cmd->parsed()) return action();
+    }
+  } catch (const Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "glassbox: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "glassbox: error: %s\n", e.what());
+    return 1;
+  }
+  return 1;
+}
