@@ -1,0 +1,500 @@
+#!/usr/bin/python3
+"""Independent float64 PyTorch reference for Llama-family models (llama2.c checkpoints and GGUF).
+
+Written from the architecture and file-format descriptions only (not from glassbox's C++), so
+that the engine can be checked against something that shares none of its code paths:
+  * readers for llama2.c checkpoints and GGUF v2/v3 (F32, F16, BF16 tensors);
+  * a float64 forward pass over ONE sequence, full causal attention recomputed from scratch
+    (no KV cache), exposing TransformerLens hook values (names verbatim, batch axis dropped);
+  * greedy generation that recomputes the whole sequence at every step and records the
+    top-1 minus top-2 logit margin (to spot float32/float64 near-ties);
+  * a llama2.c vocabulary reader with a SentencePiece-BPE style encoder and a decoder.
+
+CLI:
+  llama_ref.py --model PATH --tokens 1,2,3 [--hooks NAME,...|all] [--out-dir DIR] [--generate N]
+writes DIR/logits.npy (float64 [pos, d_vocab]) and DIR/<hook>.npy (float64), prints JSON.
+
+Must run under Debian's /usr/bin/python3 (python3-torch, python3-numpy).
+"""
+import argparse
+import json
+import math
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+
+DTYPE = torch.float64
+
+# --------------------------------------------------------------------------------------------
+# llama2.c checkpoint reader
+# --------------------------------------------------------------------------------------------
+
+
+def read_llama2c(path):
+    """Returns (cfg, weights) with weights as float32 numpy arrays in our canonical names."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 28:
+        raise ValueError(f"{path}: too short for a llama2.c header")
+    dim, hidden, n_layers, n_heads, n_kv_heads, vocab, seq_len = struct.unpack_from("<7i", data, 0)
+    shared = vocab > 0
+    vocab = abs(vocab)
+    head_dim = dim // n_heads
+    kv_dim = dim * n_kv_heads // n_heads
+    floats = np.frombuffer(data, dtype="<f4", offset=28)
+    off = 0
+
+    def take(*shape):
+        nonlocal off
+        n = int(np.prod(shape))
+        if off + n > floats.size:
+            raise ValueError(f"{path}: truncated checkpoint")
+        a = floats[off:off + n].reshape(shape)
+        off += n
+        return a
+
+    tok = take(vocab, dim)
+    rms_att = take(n_layers, dim)
+    wq = take(n_layers, dim, dim)
+    wk = take(n_layers, kv_dim, dim)
+    wv = take(n_layers, kv_dim, dim)
+    wo = take(n_layers, dim, dim)
+    rms_ffn = take(n_layers, dim)
+    w1 = take(n_layers, hidden, dim)
+    w2 = take(n_layers, dim, hidden)
+    w3 = take(n_layers, hidden, dim)
+    rms_final = take(dim)
+    take(seq_len, head_dim // 2)  # legacy freq_cis_real
+    take(seq_len, head_dim // 2)  # legacy freq_cis_imag
+    wcls = tok if shared else take(vocab, dim)
+    if off != floats.size:
+        raise ValueError(f"{path}: {floats.size - off} trailing floats")
+    cfg = dict(d_model=dim, d_mlp=hidden, n_layers=n_layers, n_heads=n_heads,
+               n_kv_heads=n_kv_heads, d_head=head_dim, d_vocab=vocab, n_ctx=seq_len,
+               eps=1e-5, rope_theta=10000.0, rope_dims=head_dim)
+    w = {"embed": tok, "final_norm": rms_final, "unembed": wcls}
+    for L in range(n_layers):
+        w[f"{L}.attn_norm"] = rms_att[L]
+        w[f"{L}.wq"] = wq[L]
+        w[f"{L}.wk"] = wk[L]
+        w[f"{L}.wv"] = wv[L]
+        w[f"{L}.wo"] = wo[L]
+        w[f"{L}.ffn_norm"] = rms_ffn[L]
+        w[f"{L}.gate"] = w1[L]
+        w[f"{L}.down"] = w2[L]
+        w[f"{L}.up"] = w3[L]
+    return cfg, w
+
+
+# --------------------------------------------------------------------------------------------
+# GGUF reader (v2 / v3)
+# --------------------------------------------------------------------------------------------
+
+_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+                 10: "<Q", 11: "<q", 12: "<d"}
+GGUF_STRING, GGUF_ARRAY = 8, 9
+
+
+class _Cursor:
+    def __init__(self, data):
+        self.data = data
+        self.pos = 0
+
+    def unpack(self, fmt):
+        size = struct.calcsize(fmt)
+        if self.pos + size > len(self.data):
+            raise ValueError("GGUF: unexpected end of file")
+        v = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += size
+        return v[0] if len(v) == 1 else v
+
+    def string(self):
+        n = self.unpack("<Q")
+        if self.pos + n > len(self.data):
+            raise ValueError("GGUF: string runs past end of file")
+        s = self.data[self.pos:self.pos + n].decode("utf-8", errors="surrogateescape")
+        self.pos += n
+        return s
+
+    def value(self, vtype):
+        if vtype in _GGUF_SCALARS:
+            return self.unpack(_GGUF_SCALARS[vtype])
+        if vtype == GGUF_STRING:
+            return self.string()
+        if vtype == GGUF_ARRAY:
+            etype = self.unpack("<I")
+            n = self.unpack("<Q")
+            if etype in _GGUF_SCALARS and etype != 7:
+                fmt = _GGUF_SCALARS[etype]
+                size = struct.calcsize(fmt)
+                if self.pos + n * size > len(self.data):
+                    raise ValueError("GGUF: array runs past end of file")
+                a = np.frombuffer(self.data, dtype=np.dtype(fmt), count=n, offset=self.pos)
+                self.pos += n * size
+                return a.tolist()
+            return [self.value(etype) for _ in range(n)]
+        raise ValueError(f"GGUF: unknown metadata value type {vtype}")
+
+
+def _bf16_to_f32(u16):
+    return (u16.astype(np.uint32) << 16).view(np.float32)
+
+
+def read_gguf_raw(path):
+    """Returns (version, metadata dict, {name: float32 numpy array in row-major [.., ne1, ne0]})."""
+    with open(path, "rb") as f:
+        data = f.read()
+    c = _Cursor(data)
+    if c.unpack("<I") != 0x46554747:  # b"GGUF" little-endian
+        raise ValueError(f"{path}: not a GGUF file")
+    version = c.unpack("<I")
+    if version not in (2, 3):
+        raise ValueError(f"{path}: unsupported GGUF version {version}")
+    n_tensors = c.unpack("<Q")
+    n_kv = c.unpack("<Q")
+    meta = {}
+    for _ in range(n_kv):
+        key = c.string()
+        vtype = c.unpack("<I")
+        meta[key] = c.value(vtype)
+    infos = []
+    for _ in range(n_tensors):
+        name = c.string()
+        n_dims = c.unpack("<I")
+        ne = [c.unpack("<Q") for _ in range(n_dims)]
+        ttype = c.unpack("<I")
+        offset = c.unpack("<Q")
+        infos.append((name, ne, ttype, offset))
+    align = int(meta.get("general.alignment", 32))
+    data_start = (c.pos + align - 1) // align * align
+    tensors = {}
+    for name, ne, ttype, offset in infos:
+        n = int(np.prod(ne)) if ne else 1
+        shape = tuple(reversed(ne))  # ne0 is the fastest-varying dimension
+        start = data_start + offset
+        if ttype == 0:
+            a = np.frombuffer(data, dtype="<f4", count=n, offset=start)
+        elif ttype == 1:
+            a = np.frombuffer(data, dtype="<f2", count=n, offset=start).astype(np.float32)
+        elif ttype == 30:
+            a = _bf16_to_f32(np.frombuffer(data, dtype="<u2", count=n, offset=start))
+        else:
+            raise ValueError(f"{path}: tensor {name} has unsupported type {ttype}")
+        tensors[name] = a.reshape(shape)
+    return version, meta, tensors
+
+
+def read_gguf(path):
+    _, meta, t = read_gguf_raw(path)
+    arch = meta.get("general.architecture", "llama")
+    if arch != "llama":
+        raise ValueError(f"{path}: architecture {arch!r} is not llama")
+
+    def key(k, default=None):
+        v = meta.get(f"llama.{k}", default)
+        if v is None:
+            raise ValueError(f"{path}: missing metadata llama.{k}")
+        return v
+
+    d_model = int(key("embedding_length"))
+    n_heads = int(key("attention.head_count"))
+    d_head = d_model // n_heads
+    embed = t["token_embd.weight"]
+    cfg = dict(d_model=d_model, d_mlp=int(key("feed_forward_length")),
+               n_layers=int(key("block_count")), n_heads=n_heads,
+               n_kv_heads=int(key("attention.head_count_kv", n_heads)), d_head=d_head,
+               d_vocab=embed.shape[0], n_ctx=int(key("context_length")),
+               eps=float(key("attention.layer_norm_rms_epsilon")),
+               rope_theta=float(key("rope.freq_base", 10000.0)),
+               rope_dims=int(key("rope.dimension_count", d_head)))
+    w = {"embed": embed, "final_norm": t["output_norm.weight"],
+         "unembed": t.get("output.weight", embed)}
+    names = {"attn_norm": "attn_norm", "wq": "attn_q", "wk": "attn_k", "wv": "attn_v",
+             "wo": "attn_output", "ffn_norm": "ffn_norm", "gate": "ffn_gate", "up": "ffn_up",
+             "down": "ffn_down"}
+    for L in range(cfg["n_layers"]):
+        for ours, theirs in names.items():
+            w[f"{L}.{ours}"] = t[f"blk.{L}.{theirs}.weight"]
+    return cfg, w
+
+
+# --------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------
+
+
+def layer_hook_names(L):
+    p = f"blocks.{L}."
+    return [p + "hook_resid_pre", p + "ln1.hook_scale", p + "ln1.hook_normalized",
+            p + "attn.hook_q", p + "attn.hook_k", p + "attn.hook_v", p + "attn.hook_rot_q",
+            p + "attn.hook_rot_k", p + "attn.hook_attn_scores", p + "attn.hook_pattern",
+            p + "attn.hook_z", p + "hook_attn_out", p + "hook_resid_mid", p + "ln2.hook_scale",
+            p + "ln2.hook_normalized", p + "mlp.hook_pre", p + "mlp.hook_pre_linear",
+            p + "mlp.hook_post", p + "hook_mlp_out", p + "hook_resid_post"]
+
+
+class LlamaRef:
+    def __init__(self, cfg, weights):
+        self.cfg = cfg
+        self.w = {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in weights.items()}
+        c = cfg
+        assert c["d_model"] == c["n_heads"] * c["d_head"], "d_model must be n_heads * d_head"
+        assert c["n_heads"] % c["n_kv_heads"] == 0, "n_heads must be a multiple of n_kv_heads"
+        assert c["rope_dims"] % 2 == 0 and c["rope_dims"] <= c["d_head"]
+
+    @staticmethod
+    def load(path):
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        cfg, w = read_gguf(path) if magic == b"GGUF" else read_llama2c(path)
+        return LlamaRef(cfg, w)
+
+    def hook_names(self):
+        names = ["hook_embed"]
+        for L in range(self.cfg["n_layers"]):
+            names += layer_hook_names(L)
+        return names + ["ln_final.hook_scale", "ln_final.hook_normalized"]
+
+    def _rope(self, x):
+        """x: [pos, heads, d_head]. Rotates adjacent pairs (x[2i], x[2i+1]) for i < rope_dims/2
+        by angle pos * theta^(-2i/rope_dims); dims past rope_dims are left untouched."""
+        n_pos = x.shape[0]
+        r = self.cfg["rope_dims"]
+        i = torch.arange(r // 2, dtype=DTYPE)
+        inv_freq = self.cfg["rope_theta"] ** (-2.0 * i / r)               # [r/2]
+        ang = torch.arange(n_pos, dtype=DTYPE)[:, None] * inv_freq[None]   # [pos, r/2]
+        cos, sin = torch.cos(ang)[:, None, :], torch.sin(ang)[:, None, :]  # [pos, 1, r/2]
+        out = x.clone()
+        x0, x1 = x[..., 0:r:2], x[..., 1:r:2]
+        out[..., 0:r:2] = x0 * cos - x1 * sin
+        out[..., 1:r:2] = x0 * sin + x1 * cos
+        return out
+
+    def _rmsnorm(self, x, hooks, prefix):
+        scale = torch.sqrt((x * x).mean(-1, keepdim=True) + self.cfg["eps"])  # [pos, 1]
+        normalized = x / scale
+        hooks(prefix + ".hook_scale", scale)
+        hooks(prefix + ".hook_normalized", normalized)
+        return normalized
+
+    def forward(self, tokens, want=None, last_only=False):
+        """tokens: list of ids. want: None (no hooks), a set of hook names, or "all".
+        Returns (logits [pos or 1, d_vocab] float64, {hook name: tensor})."""
+        c, w = self.cfg, self.w
+        cache = {}
+
+        def hooks(name, t):
+            if want is not None and (want == "all" or name in want):
+                cache[name] = t.clone()
+
+        toks = torch.tensor(list(tokens), dtype=torch.long)
+        if toks.numel() == 0:
+            raise ValueError("empty token sequence")
+        if int(toks.min()) < 0 or int(toks.max()) >= c["d_vocab"]:
+            raise ValueError("token id out of range")
+        n_pos, H, KV, Dh = toks.numel(), c["n_heads"], c["n_kv_heads"], c["d_head"]
+        group = H // KV
+        x = w["embed"][toks]                                        # [pos, d_model]
+        hooks("hook_embed", x)
+        mask = torch.triu(torch.ones(n_pos, n_pos, dtype=torch.bool), diagonal=1)
+        for L in range(c["n_layers"]):
+            p = f"blocks.{L}."
+            hooks(p + "hook_resid_pre", x)
+            xn = self._rmsnorm(x, hooks, p + "ln1") * w[f"{L}.attn_norm"]
+            q = (xn @ w[f"{L}.wq"].T).reshape(n_pos, H, Dh)
+            k = (xn @ w[f"{L}.wk"].T).reshape(n_pos, KV, Dh)
+            v = (xn @ w[f"{L}.wv"].T).reshape(n_pos, KV, Dh)
+            hooks(p + "attn.hook_q", q)
+            hooks(p + "attn.hook_k", k)
+            hooks(p + "attn.hook_v", v)
+            rq, rk = self._rope(q), self._rope(k)
+            hooks(p + "attn.hook_rot_q", rq)
+            hooks(p + "attn.hook_rot_k", rk)
+            kv_of_head = torch.arange(H) // group                   # query head h -> kv head
+            rk_h = rk[:, kv_of_head, :]                              # [pos, H, Dh]
+            v_h = v[:, kv_of_head, :]
+            scores = torch.einsum("qhd,khd->hqk", rq, rk_h) / math.sqrt(Dh)
+            scores = scores.masked_fill(mask, float("-inf"))         # [H, q_pos, k_pos]
+            hooks(p + "attn.hook_attn_scores", scores)
+            pattern = torch.softmax(scores, dim=-1)
+            hooks(p + "attn.hook_pattern", pattern)
+            z = torch.einsum("hqk,khd->qhd", pattern, v_h)           # [pos, H, Dh]
+            hooks(p + "attn.hook_z", z)
+            attn_out = z.reshape(n_pos, H * Dh) @ w[f"{L}.wo"].T
+            hooks(p + "hook_attn_out", attn_out)
+            x = x + attn_out
+            hooks(p + "hook_resid_mid", x)
+            xn2 = self._rmsnorm(x, hooks, p + "ln2") * w[f"{L}.ffn_norm"]
+            pre = xn2 @ w[f"{L}.gate"].T                             # [pos, d_mlp]
+            pre_linear = xn2 @ w[f"{L}.up"].T
+            hooks(p + "mlp.hook_pre", pre)
+            hooks(p + "mlp.hook_pre_linear", pre_linear)
+            post = pre * torch.sigmoid(pre) * pre_linear
+            hooks(p + "mlp.hook_post", post)
+            mlp_out = post @ w[f"{L}.down"].T
+            hooks(p + "hook_mlp_out", mlp_out)
+            x = x + mlp_out
+            hooks(p + "hook_resid_post", x)
+        xf = self._rmsnorm(x, hooks, "ln_final") * w["final_norm"]
+        if last_only:
+            xf = xf[-1:]
+        logits = xf @ w["unembed"].T                                 # [pos, d_vocab]
+        return logits, cache
+
+    def generate(self, prompt, n):
+        """Greedy: recompute the full forward each step, append argmax of the last position.
+        Returns (generated ids, top-1 minus top-2 margin per step)."""
+        seq = list(prompt)
+        out, margins = [], []
+        for _ in range(n):
+            logits, _ = self.forward(seq, last_only=True)
+            top2 = torch.topk(logits[-1], 2)
+            nxt = int(top2.indices[0])
+            margins.append(float(top2.values[0] - top2.values[1]))
+            out.append(nxt)
+            seq.append(nxt)
+        return out, margins
+
+
+# --------------------------------------------------------------------------------------------
+# llama2.c vocabulary: reader, encoder (SentencePiece-BPE style greedy merges), decoder
+# --------------------------------------------------------------------------------------------
+
+
+class Llama2cVocab:
+    """pieces: list of bytes (plain space, not U+2581); scores: list of float; usable: optional
+    list of bools, False for pieces that the encoder must never produce (control/unknown)."""
+
+    def __init__(self, pieces, scores, usable=None):
+        self.pieces, self.scores = list(pieces), list(scores)
+        self.index = {}
+        for i, p in enumerate(self.pieces):
+            if usable is None or usable[i]:
+                self.index.setdefault(p, i)
+
+    @staticmethod
+    def from_file(path):
+        """llama2.c tokenizer .bin: int32 max_token_length, then per id float32 score,
+        int32 byte length, raw bytes."""
+        with open(path, "rb") as f:
+            data = f.read()
+        pos = 4
+        pieces, scores = [], []
+        while pos < len(data):
+            score, n = struct.unpack_from("<fi", data, pos)
+            pos += 8
+            pieces.append(data[pos:pos + n])
+            scores.append(score)
+            pos += n
+        return Llama2cVocab(pieces, scores)
+
+    @staticmethod
+    def from_gguf_meta(meta):
+        """SentencePiece vocabulary embedded in GGUF metadata (tokenizer.ggml.model == llama)."""
+        if meta.get("tokenizer.ggml.model") != "llama":
+            return None
+        toks = meta["tokenizer.ggml.tokens"]
+        scores = meta.get("tokenizer.ggml.scores", [0.0] * len(toks))
+        types = meta.get("tokenizer.ggml.token_type", [1] * len(toks))
+        pieces = [t.replace("\u2581", " ").encode("utf-8", errors="surrogateescape") for t in toks]
+        usable = [ty in (1, 6) for ty in types]  # normal and byte pieces only
+        return Llama2cVocab(pieces, scores, usable)
+
+    def encode(self, text, bos=True):
+        ids = []
+        if text:
+            text = " " + text  # dummy prefix, as SentencePiece
+        for ch in text:
+            b = ch.encode("utf-8")
+            if b in self.index:
+                ids.append(self.index[b])
+            else:
+                byte_ids = [self.index.get(b"<0x%02X>" % x) for x in b]
+                if all(i is not None for i in byte_ids):
+                    ids += [x + 3 for x in b]
+                else:
+                    ids.append(0)  # vocabulary without byte pieces: <unk>
+        while True:
+            best, best_i, best_id = None, -1, -1
+            for i in range(len(ids) - 1):
+                merged = self.pieces[ids[i]] + self.pieces[ids[i + 1]]
+                j = self.index.get(merged)
+                if j is not None and (best is None or self.scores[j] > best):
+                    best, best_i, best_id = self.scores[j], i, j
+            if best_i < 0:
+                break
+            ids[best_i:best_i + 2] = [best_id]
+        return ([1] if bos else []) + ids
+
+    def decode_piece(self, prev, tok):
+        p = self.pieces[tok]
+        if prev == 1 and p.startswith(b" "):
+            p = p[1:]
+        if len(p) == 6 and p.startswith(b"<0x") and p.endswith(b">"):
+            try:
+                return bytes([int(p[3:5], 16)])
+            except ValueError:
+                pass
+        return p
+
+    def decode(self, ids):
+        out = b""
+        for prev, tok in zip(ids, ids[1:]):
+            out += self.decode_piece(prev, tok)
+        return out.decode("utf-8", errors="replace")
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--tokens", help="comma-separated token ids")
+    ap.add_argument("--text", help="text to encode with --vocab (BOS prepended)")
+    ap.add_argument("--vocab", help="llama2.c tokenizer .bin (for --text and decoding)")
+    ap.add_argument("--hooks", default="", help="comma-separated hook names, or 'all'")
+    ap.add_argument("--out-dir")
+    ap.add_argument("--generate", type=int, default=0, metavar="N")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)  # faster than 2 threads at these sizes
+    model = LlamaRef.load(a.model)
+    vocab = Llama2cVocab.from_file(a.vocab) if a.vocab else None
+    if a.tokens:
+        tokens = [int(t) for t in a.tokens.split(",") if t.strip()]
+    elif a.text is not None and vocab:
+        tokens = vocab.encode(a.text)
+    else:
+        ap.error("need --tokens, or --text with --vocab")
+    want = "all" if a.hooks == "all" else {h for h in a.hooks.split(",") if h}
+    if want != "all":
+        unknown = want - set(model.hook_names())
+        if unknown:
+            ap.error(f"unknown hooks: {sorted(unknown)}")
+    logits, cache = model.forward(tokens, want or None)
+    result = {"config": model.cfg, "tokens": tokens,
+              "last_argmax": int(torch.argmax(logits[-1]))}
+    if a.out_dir:
+        os.makedirs(a.out_dir, exist_ok=True)
+        np.save(os.path.join(a.out_dir, "logits.npy"), logits.numpy())
+        for name, t in cache.items():
+            np.save(os.path.join(a.out_dir, name + ".npy"), t.numpy())
+        result["files"] = ["logits.npy"] + [n + ".npy" for n in cache]
+    if a.generate:
+        ids, margins = model.generate(tokens, a.generate)
+        result["generated_ids"] = ids
+        result["margins"] = margins
+        if vocab:
+            result["text"] = vocab.decode(tokens + ids)
+    json.dump(result, sys.stdout)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
