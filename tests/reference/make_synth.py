@@ -4,7 +4,7 @@ shape) with the shared generator, and puts the Llama 2 vocabulary beside it as t
 Reuses an existing file whose sha256 matches. Exit 77 (skip) when the generator is absent.
 
 usage: make_synth.py --script gen_synth_llama2c.py --out DIR/synth15M.bin
-                     [--tokenizer tokenizer.bin]
+                     [--tokenizer tokenizer.bin] [--gen-args "dim hidden ... seed" --sha256 HEX]
 """
 import argparse
 import hashlib
@@ -30,17 +30,21 @@ def main():
     ap.add_argument("--script", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--tokenizer")
+    ap.add_argument("--gen-args", help="generator arguments (dim hidden layers heads kv_heads "
+                    "vocab seq_len seed) instead of the synth15M ones; needs --sha256")
+    ap.add_argument("--sha256", help="expected sha256 of the file made with --gen-args")
     a = ap.parse_args()
+    args, want = (a.gen_args.split(), a.sha256) if a.gen_args else (ARGS, SHA256)
     if not os.path.exists(a.script):
         print(f"SKIP: generator {a.script} not found")
         return 77
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    if not (os.path.exists(a.out) and sha256(a.out) == SHA256):
+    if not (os.path.exists(a.out) and sha256(a.out) == want):
         tmp = a.out + ".tmp"
-        subprocess.run([sys.executable, a.script, tmp] + ARGS, check=True)
+        subprocess.run([sys.executable, a.script, tmp] + args, check=True)
         digest = sha256(tmp)
-        if digest != SHA256:
-            print(f"FAIL: generated checkpoint has sha256 {digest}, expected {SHA256}")
+        if digest != want:
+            print(f"FAIL: generated checkpoint has sha256 {digest}, expected {want}")
             return 1
         os.replace(tmp, a.out)
         print(f"wrote {a.out}")
