@@ -68,6 +68,10 @@ int main(int argc, char** argv) {
     }
     const double pp_s = bench::median(t_pp), sites_s = bench::median(t_sites),
                  cache_s = bench::median(t_cache), tg_s = bench::median(t_tg);
+    // The fastest rep is the least disturbed by other processes: the cleanest view of what the
+    // code itself costs.
+    const double pp_min = bench::minimum(t_pp), sites_min = bench::minimum(t_sites),
+                 cache_min = bench::minimum(t_cache);
     nlohmann::json out = {
         {"benchmark", "forward"},
         {"model", model_path},
@@ -79,9 +83,13 @@ int main(int argc, char** argv) {
         {"pp", {{"n_tokens", pp}, {"tokens_per_s", pp / pp_s}}},
         {"tg", {{"n_tokens", tg}, {"tokens_per_s", tg / tg_s}}},
         {"hook_sites_no_hooks",
-         {{"tokens_per_s", pp / sites_s}, {"overhead_pct", 100.0 * (sites_s - pp_s) / pp_s}}},
+         {{"tokens_per_s", pp / sites_s},
+          {"overhead_pct", 100.0 * (sites_s - pp_s) / pp_s},
+          {"overhead_pct_of_fastest", 100.0 * (sites_min - pp_min) / pp_min}}},
         {"cache_every_resid_post",
-         {{"tokens_per_s", pp / cache_s}, {"overhead_pct", 100.0 * (cache_s - pp_s) / pp_s}}},
+         {{"tokens_per_s", pp / cache_s},
+          {"overhead_pct", 100.0 * (cache_s - pp_s) / pp_s},
+          {"overhead_pct_of_fastest", 100.0 * (cache_min - pp_min) / pp_min}}},
         {"peak_rss_mib", bench::peak_rss_mib()},
     };
     std::printf("%s\n", out.dump(2).c_str());

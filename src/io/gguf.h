@@ -13,8 +13,11 @@
 //                9 array (u32 elem_type, u64 count, elems), 10 u64, 11 i64, 12 f64.
 //   Each tensor offset must be a multiple of the alignment; data must lie inside the file.
 // Tensor shapes are returned row-major, i.e. dims reversed: ne = [in, out] becomes [out, in].
+// Validation rules and error behaviour are summarised in docs/formats.md. Nothing here trusts a
+// count or length from the file before checking that the remaining bytes could hold it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -28,10 +31,12 @@
 
 namespace glassbox {
 
+// clang-format off
 enum class GgufType : uint32_t {
   kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
   kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
 };
+// clang-format on
 const char* gguf_type_name(GgufType type);
 
 struct GgufValue;
@@ -72,10 +77,14 @@ class GgufFile {
   // Parses and validates the whole header; throws Error(kFormat/kIo/kUnsupported) naming the
   // file and the field/tensor at fault. Unknown ggml tensor types are kUnsupported.
   static GgufFile open(const std::string& path);
+  // Same, over an in-memory image (fuzzing, tests); `name` stands in for the path in messages and
+  // path(). Tensors borrow from `bytes`, which they keep alive.
+  static GgufFile from_bytes(std::shared_ptr<const std::vector<uint8_t>> bytes, std::string name);
 
-  const std::string& path() const { return file_->path(); }
+  const std::string& path() const { return path_; }
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
+  uint64_t data_offset() const { return data_offset_; }  // absolute start of the data section
   // Keys in file order.
   const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return metadata_; }
   const GgufValue* find(const std::string& key) const;  // nullptr when absent
@@ -89,7 +98,16 @@ class GgufFile {
   Tensor tensor(const std::string& name) const;
 
  private:
-  std::shared_ptr<MappedFile> file_;
+  static GgufFile parse(const uint8_t* data, size_t size, std::string name,
+                        std::shared_ptr<const void> owner);
+  void parse_metadata(ByteReader& r, uint64_t n_kv);
+  void parse_tensor_infos(ByteReader& r, uint64_t n_tensors);
+  void validate_tensors();
+
+  std::shared_ptr<const void> owner_;  // keeps data_ alive: the MappedFile or the byte vector
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  std::string path_;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;
@@ -100,6 +118,7 @@ class GgufFile {
 };
 
 // ggml type id -> DType; nullopt for ids glassbox cannot represent.
+// Besides the float and quantized types, ggml's I32 (26), I64 (27) and F64 (28) are mapped.
 std::optional<DType> dtype_from_ggml_type(uint32_t ggml_type);
 
 }  // namespace glassbox

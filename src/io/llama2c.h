@@ -11,13 +11,15 @@
 //   wcls [vocab, dim] only when vocab_size < 0.
 // kv_dim = dim * n_kv_heads / n_heads. The file size must equal exactly what the header implies.
 // Tensors are exposed under GGUF names (token_embd.weight, blk.N.attn_q.weight, ...) so that the
-// model loader has one naming scheme for every format.
+// model loader has one naming scheme for every format. Validation rules and error behaviour are
+// summarised in docs/formats.md.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 #include "io/mapped_file.h"
@@ -37,18 +39,28 @@ struct Llama2cHeader {
 
 class Llama2cCheckpoint {
  public:
-  // Validates the header (positive dims, dim % n_heads == 0, n_heads % n_kv_heads == 0) and the
-  // exact file size; throws Error(kFormat) naming the file and field.
+  // Validates the header (positive dims, dim % n_heads == 0, n_heads % n_kv_heads == 0, even
+  // head_dim, upper bounds) and the exact file size; throws Error(kFormat) naming the file and
+  // field (kUnsupported for the newer "ak42" export versions).
   static Llama2cCheckpoint open(const std::string& path);
+  // Same, over an in-memory image (fuzzing, tests); `name` stands in for the path in messages and
+  // path(). Tensors borrow from `bytes`, which they keep alive.
+  static Llama2cCheckpoint from_bytes(std::shared_ptr<const std::vector<uint8_t>> bytes,
+                                      std::string name);
+  // The file size implied by a header (which must satisfy the checks above).
+  static uint64_t expected_size(const Llama2cHeader& header);
 
-  const std::string& path() const { return file_->path(); }
+  const std::string& path() const { return path_; }
   const Llama2cHeader& header() const { return header_; }
   // GGUF-named, row-major F32 borrowed tensors. `output.weight` is present only when the
   // classifier is not shared (otherwise the embedding serves as classifier).
   const std::map<std::string, Tensor>& tensors() const { return tensors_; }
 
  private:
-  std::shared_ptr<MappedFile> file_;
+  static Llama2cCheckpoint parse(const uint8_t* data, size_t size, std::string name,
+                                 std::shared_ptr<const void> owner);
+
+  std::string path_;
   Llama2cHeader header_;
   std::map<std::string, Tensor> tensors_;
 };
