@@ -1,6 +1,8 @@
 // Tokenizer: the one interface every vocabulary sits behind (SentencePiece .model files via
 // libsentencepiece, llama2.c tok*.bin vocabularies and GGUF-embedded vocabularies via our own
-// SentencePiece-BPE implementation). Owns text <-> id conversion only; models never see text.
+// SentencePiece-BPE implementation in spm_bpe.h). Owns text <-> id conversion only; models never
+// see text. Loaders throw glassbox::Error naming the file; nothing here exits or aborts on bad
+// input. See docs/tokenizers.md for the normalization decisions.
 #pragma once
 
 #include <cstdint>
@@ -21,41 +23,73 @@ class Tokenizer {
 
   virtual int32_t vocab_size() const = 0;
   // Encodes text exactly as SentencePiece would (dummy-prefix space, byte fallback or <unk>),
-  // without BOS/EOS.
+  // without BOS/EOS. Empty text gives no ids. Any bytes are accepted: invalid UTF-8 is treated
+  // as U+FFFD, one per offending byte, as SentencePiece's normalizer does.
   virtual std::vector<int32_t> encode(std::string_view text) const = 0;
   // Inverse of encode: BOS/EOS/control ids produce no text, byte pieces are reassembled into
-  // UTF-8, the dummy-prefix space of the first piece is removed. Throws Error(kInvalidArgument)
-  // for an id outside [0, vocab_size).
+  // UTF-8 (bytes that form no valid character become U+FFFD), <unk> becomes " \u2047 ", the
+  // dummy-prefix space of the first piece is removed. Throws Error(kInvalidArgument) for an id
+  // outside [0, vocab_size).
   virtual std::string decode(std::span<const int32_t> ids) const = 0;
-  // The raw piece of one id as stored in the vocabulary (for display; U+2581 kept as is).
+  // The piece of one id in SentencePiece form (for display; U+2581 kept as is, BOS/EOS as
+  // "<s>"/"</s>" also for llama2.c vocabularies). Throws Error(kInvalidArgument) when out of range.
   virtual std::string piece(int32_t id) const = 0;
   virtual std::optional<int32_t> bos_id() const = 0;
   virtual std::optional<int32_t> eos_id() const = 0;
+  virtual std::optional<int32_t> unk_id() const = 0;
+  // The byte a byte-fallback piece (<0xNN>) stands for; nullopt for every other id (also out of
+  // range). StreamDecoder uses it to hold back incomplete UTF-8 sequences.
+  virtual std::optional<uint8_t> byte_value(int32_t id) const = 0;
+  // Whether prompts should start with BOS (GGUF tokenizer.ggml.add_bos_token; true otherwise).
+  virtual bool add_bos_by_default() const { return true; }
 
   // encode() plus optional BOS in front and EOS at the end (when the vocabulary has them).
   std::vector<int32_t> encode(std::string_view text, bool add_bos, bool add_eos) const;
 };
 
-// Loads a tokenizer file by content: a SentencePiece model protobuf (.model) or a llama2.c
-// vocabulary (.bin; vocab size taken from the file). Throws Error naming the file on failure.
+// Loads a tokenizer file by content: a llama2.c vocabulary (.bin; vocab size taken from the file)
+// or a SentencePiece model protobuf (.model). Throws Error naming the file on failure.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
-// The llama2.c reader needs the vocabulary size from the model header when known (0 = infer
-// from the file length).
-std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::string& path, int32_t vocab_size);
+
+// How to normalize text for a vocabulary that does not say so itself (llama2.c .bin files).
+// nullopt = infer: a vocabulary holding a piece with two consecutive spaces cannot have been
+// trained with whitespace collapsing, so collapsing is off for it and on otherwise (the
+// SentencePiece trainer default). See docs/tokenizers.md.
+struct Llama2cTokenizerOptions {
+  std::optional<bool> remove_extra_whitespaces;
+  bool add_dummy_prefix = true;
+};
+// The llama2.c reader needs the vocabulary size from the model header when known (0 = read
+// pieces up to the end of the file, which must then end exactly after the last piece).
+std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::string& path, int32_t vocab_size,
+                                                  const Llama2cTokenizerOptions& options = {});
 // The vocabulary embedded in a GGUF file (tokenizer.ggml.model == "llama"); throws
 // Error(kUnsupported) for other tokenizer models, kNotFound when there is none.
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const GgufFile& gguf);
+// A SentencePiece .model file through libsentencepiece (any model type it supports); the
+// second form takes the serialized ModelProto bytes, `source` naming them in errors.
+std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& path);
+std::unique_ptr<Tokenizer> load_sentencepiece_model(std::string_view serialized,
+                                                    const std::string& source);
 
 // Incremental decoding for streaming output: push ids one by one, receive the newly completed
-// text (an incomplete UTF-8 sequence is held back until its last byte arrives).
+// text (an incomplete UTF-8 sequence is held back until its last byte arrives). The
+// concatenation of all push() results and flush() equals tokenizer.decode(all ids).
+// Cost per push is bounded by the ids since the last piece that produced text, not by the
+// length of the stream.
 class StreamDecoder {
  public:
   explicit StreamDecoder(const Tokenizer& tokenizer) : tokenizer_(tokenizer) {}
+  // Throws Error(kInvalidArgument) for an id out of range (the stream is then unchanged).
   std::string push(int32_t id);
-  std::string flush();  // whatever is still held back
+  // Ends the stream: returns whatever is still held back (incomplete bytes become U+FFFD) and
+  // resets, so the next push() starts a new stream.
+  std::string flush();
 
  private:
   const Tokenizer& tokenizer_;
+  // The ids not yet settled, preceded by at most one already-emitted "primer" id whose text is
+  // non-empty, so that decode(ids_) continues the stream exactly (no dummy-prefix stripping).
   std::vector<int32_t> ids_;
   size_t emitted_ = 0;  // bytes of decode(ids_) already returned
 };

@@ -1,0 +1,110 @@
+// The format-independent parts of the Tokenizer interface: BOS/EOS framing, loading a file by its
+// content, and StreamDecoder.
+#include "tokenizer/tokenizer.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "io/mapped_file.h"
+#include "tokenizer/spm_bpe.h"
+#include "tokenizer/utf8.h"
+
+namespace glassbox {
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool add_eos) const {
+  std::vector<int32_t> body = encode(text);
+  const std::optional<int32_t> bos = bos_id();
+  const std::optional<int32_t> eos = eos_id();
+  const bool with_bos = add_bos && bos.has_value();
+  const bool with_eos = add_eos && eos.has_value();
+  if (!with_bos && !with_eos) return body;
+  std::vector<int32_t> ids;
+  ids.reserve(body.size() + 2);
+  if (with_bos) ids.push_back(bos.value());
+  ids.insert(ids.end(), body.begin(), body.end());
+  if (with_eos) ids.push_back(eos.value());
+  return ids;
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
+  const auto file = MappedFile::open(path);
+  const std::span<const uint8_t> bytes(file->data(), file->size());
+  // A llama2.c vocabulary must parse to exactly the end of the file, which a protobuf will not
+  // do by accident, so it is tried first; whatever fails that goes to libsentencepiece.
+  std::string llama2c_error;
+  try {
+    return make_spm_bpe_tokenizer(parse_llama2c_vocab(bytes, 0, path), path);
+  } catch (const Error& e) {
+    llama2c_error = e.what();
+  }
+  try {
+    return load_sentencepiece_model(
+        std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path);
+  } catch (const Error& e) {
+    throw Error(ErrorCode::kFormat, path +
+                                        ": neither a llama2.c vocabulary nor a SentencePiece "
+                                        "model (as llama2.c: " +
+                                        llama2c_error + "; as SentencePiece: " + e.what() + ")");
+  }
+}
+
+std::string StreamDecoder::push(int32_t id) {
+  if (id < 0 || id >= tokenizer_.vocab_size()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "token id " + std::to_string(id) + " is out of range for a vocabulary of " +
+                    std::to_string(tokenizer_.vocab_size()) + " pieces");
+  }
+  ids_.push_back(id);
+  const std::string text = tokenizer_.decode(ids_);
+
+  // Bytes at the end that may still become one character are decoded as one U+FFFD each for
+  // now; hold those back. `unit` is where the last settled character (or malformed byte) of the
+  // trailing byte run starts, as an index into ids_.
+  size_t hold = 0;
+  size_t unit = ids_.size() - 1;
+  if (tokenizer_.byte_value(id)) {
+    size_t start = ids_.size();
+    while (start > 0 && tokenizer_.byte_value(ids_[start - 1])) --start;
+    std::string run;
+    for (size_t k = start; k < ids_.size(); ++k) {
+      run.push_back(static_cast<char>(*tokenizer_.byte_value(ids_[k])));
+    }
+    const std::string_view bytes(run);
+    for (size_t off = 0; off < bytes.size();) {
+      const size_t n = utf8::valid_char_len(bytes.substr(off));
+      if (n == 0 && utf8::is_incomplete_prefix(bytes.substr(off))) {
+        hold = (bytes.size() - off) * utf8::kReplacement.size();
+        break;
+      }
+      unit = start + off;
+      off += n > 0 ? n : 1;
+    }
+  }
+  const size_t settled = text.size() - std::min(hold, text.size());
+  std::string out;
+  if (settled > emitted_) out = text.substr(emitted_, settled - emitted_);
+  emitted_ = std::max(emitted_, settled);
+
+  // Once the stream is settled, keep only its last unit as the primer (a piece, or the byte
+  // pieces of one character): what follows decodes the same after it as after the whole
+  // history, provided the primer has text of its own (so no dummy-prefix space is stripped).
+  if (hold == 0 && emitted_ == text.size() && unit > 0) {
+    const std::vector<int32_t> primer(ids_.begin() + static_cast<std::ptrdiff_t>(unit), ids_.end());
+    const std::string own = tokenizer_.decode(primer);
+    if (!own.empty()) {
+      ids_ = primer;
+      emitted_ = own.size();
+    }
+  }
+  return out;
+}
+
+std::string StreamDecoder::flush() {
+  const std::string text = tokenizer_.decode(ids_);
+  std::string out = emitted_ < text.size() ? text.substr(emitted_) : std::string();
+  ids_.clear();
+  emitted_ = 0;
+  return out;
+}
+
+}  // namespace glassbox
