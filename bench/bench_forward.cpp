@@ -3,11 +3,11 @@
 //   tg:  --tg single-token decode steps from an empty cache
 //   hook_sites: pp with the hook-checking code path but no hook registered (cost of the sites)
 //   cache_resid_post: pp while caching every blocks.L.hook_resid_post
-// Variants are interleaved rep by rep so machine noise hits all of them alike; medians reported.
+// Prefill variants are interleaved rep by rep (rotating order) so machine noise hits all of them
+// alike; medians reported, and overheads also from the fastest rep of each.
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "bench_common.h"
@@ -52,11 +52,17 @@ int main(int argc, char** argv) {
     };
     std::vector<double> t_pp, t_sites, t_cache, t_tg;
     prefill(plain);  // warm-up: page in the weights
+    // Prefill variants rotate their order every rep, so none always follows the same work.
+    std::vector<std::pair<Session*, std::vector<double>*>> variants = {
+        {&plain, &t_pp}, {&sites, &t_sites}, {&cached, &t_cache}};
     for (int r = 0; r < reps; ++r) {
-      t_pp.push_back(bench::seconds([&] { prefill(plain); }));
-      t_sites.push_back(bench::seconds([&] { prefill(sites); }));
-      t_cache.push_back(bench::seconds([&] { prefill(cached); }));
+      for (size_t v = 0; v < variants.size(); ++v) {
+        auto& [session, times] = variants[(v + static_cast<size_t>(r)) % variants.size()];
+        times->push_back(bench::seconds([&] { prefill(*session); }));
+      }
       resid.clear();
+    }
+    for (int r = 0; r < reps; ++r) {
       t_tg.push_back(bench::seconds([&] {
         plain.reset();
         int32_t tok = 1;

@@ -17,8 +17,8 @@ void add_model_options(CLI::App& cmd, ModelArgs& args, bool with_tokenizer) {
 }
 
 void add_token_options(CLI::App& cmd, TokenArgs& args) {
-  auto* tokens = cmd.add_option("--tokens", args.tokens,
-                                "Comma-separated token ids, used exactly as given");
+  auto* tokens =
+      cmd.add_option("--tokens", args.tokens, "Comma-separated token ids, used exactly as given");
   auto* prompt = cmd.add_option("--prompt,-p", args.prompt, "Text, encoded with BOS in front");
   tokens->excludes(prompt);
   cmd.add_flag("--no-bos", args.no_bos, "With --prompt: do not prepend BOS");
@@ -35,8 +35,8 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& optio
     item.erase(item.find_last_not_of(" \t") + 1);
     int64_t v = 0;
     const auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
-    if (item.empty() || ec != std::errc() || ptr != item.data() + item.size() ||
-        v < INT32_MIN || v > INT32_MAX) {
+    if (item.empty() || ec != std::errc() || ptr != item.data() + item.size() || v < INT32_MIN ||
+        v > INT32_MAX) {
       throw Error(ErrorCode::kInvalidArgument,
                   option + ": '" + item + "' is not a token id (expected e.g. 1,2,3)");
     }
@@ -46,8 +46,7 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& optio
   return ids;
 }
 
-std::vector<int32_t> input_ids(const Model& model, const ModelArgs& margs,
-                               const TokenArgs& targs) {
+std::vector<int32_t> input_ids(const Model& model, const ModelArgs& margs, const TokenArgs& targs) {
   std::vector<int32_t> ids;
   if (targs.tokens) {
     ids = parse_ids(*targs.tokens, "--tokens");
@@ -57,7 +56,9 @@ std::vector<int32_t> input_ids(const Model& model, const ModelArgs& margs,
                   "--prompt is empty (give some text, or --tokens with explicit ids)");
     }
     const auto tokenizer = load_model_tokenizer(model, margs.tokenizer_path);
-    ids = tokenizer->encode(*targs.prompt, !targs.no_bos, false);
+    // GGUF vocabularies may say that prompts take no BOS (tokenizer.ggml.add_bos_token).
+    const bool bos = !targs.no_bos && tokenizer->add_bos_by_default();
+    ids = tokenizer->encode(*targs.prompt, bos, false);
   } else {
     throw Error(ErrorCode::kInvalidArgument, "give the input as --tokens or --prompt");
   }
@@ -71,10 +72,9 @@ std::vector<int32_t> input_ids(const Model& model, const ModelArgs& margs,
     }
   }
   if (static_cast<int64_t>(ids.size()) > model.config().n_ctx) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "the input has " + std::to_string(ids.size()) +
-                    " tokens but the model's context length is " +
-                    std::to_string(model.config().n_ctx));
+    throw Error(ErrorCode::kInvalidArgument, "the input has " + std::to_string(ids.size()) +
+                                                 " tokens but the model's context length is " +
+                                                 std::to_string(model.config().n_ctx));
   }
   return ids;
 }

@@ -64,7 +64,8 @@ int run_generate(GenerateArgs& a) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (stream) std::fputs((stream->flush() + "\n").c_str(), stdout);
   std::fflush(stdout);
-  std::fprintf(stderr, "glassbox: %zu prompt + %zu generated tokens in %.3f s (%.1f tok/s), seed %llu\n",
+  std::fprintf(stderr,
+               "glassbox: %zu prompt + %zu generated tokens in %.3f s (%.1f tok/s), seed %llu\n",
                prompt.size(), out.size(), secs, out.size() / std::max(secs, 1e-9),
                (unsigned long long)a.sampling.seed);
   if (a.ids_out) {

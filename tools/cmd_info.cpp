@@ -27,9 +27,10 @@ int run_info(const ModelArgs& args, bool show_hooks, bool show_metadata) {
   std::printf("format:       %s", c.source_format.c_str());
   if (model.gguf()) std::printf(" v%u", model.gguf()->version());
   std::printf("\narchitecture: %s\n", c.architecture.c_str());
-  std::printf("d_model %lld, d_mlp %lld, n_layers %lld, n_heads %lld, n_kv_heads %lld, d_head %lld\n",
-              (long long)c.d_model, (long long)c.d_mlp, (long long)c.n_layers,
-              (long long)c.n_heads, (long long)c.n_kv_heads, (long long)c.d_head);
+  std::printf(
+      "d_model %lld, d_mlp %lld, n_layers %lld, n_heads %lld, n_kv_heads %lld, d_head %lld\n",
+      (long long)c.d_model, (long long)c.d_mlp, (long long)c.n_layers, (long long)c.n_heads,
+      (long long)c.n_kv_heads, (long long)c.d_head);
   std::printf("d_vocab %lld, n_ctx %lld, norm_eps %g, rope theta %g over %lld dims (%s pairs)\n",
               (long long)c.d_vocab, (long long)c.n_ctx, c.norm_eps, c.rope_theta,
               (long long)c.rope_dims,

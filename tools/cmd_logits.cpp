@@ -56,8 +56,8 @@ int run_cache(const ForwardArgs& a) {
   for (const auto& [name, tensor] : run.cache) {
     write_npy((std::filesystem::path(a.out) / (name + ".npy")).string(), tensor);
   }
-  std::fprintf(stderr, "glassbox: wrote %zu activations for %zu tokens to %s/\n",
-               run.cache.size(), ids.size(), a.out.c_str());
+  std::fprintf(stderr, "glassbox: wrote %zu activations for %zu tokens to %s/\n", run.cache.size(),
+               ids.size(), a.out.c_str());
   return 0;
 }
 
@@ -78,11 +78,9 @@ Action register_cache(CLI::App& app) {
   auto a = std::make_shared<ForwardArgs>();
   add_model_options(*cmd, a->model);
   add_token_options(*cmd, a->input);
-  cmd->add_option("--hooks", a->hooks,
-                  "Comma-separated hook names (see `glassbox info`), or 'all'")
+  cmd->add_option("--hooks", a->hooks, "Comma-separated hook names (see `glassbox info`), or 'all'")
       ->required();
-  cmd->add_option("--out,-o", a->out, "Output directory: one <hook name>.npy per hook")
-      ->required();
+  cmd->add_option("--out,-o", a->out, "Output directory: one <hook name>.npy per hook")->required();
   return [a] { return run_cache(*a); };
 }
 

@@ -1,9 +1,8 @@
 // `glassbox tokenize`: text -> ids (JSON arrays), or ids -> text with --decode.
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli_common.h"
 
@@ -27,7 +26,8 @@ std::unique_ptr<Tokenizer> open_tokenizer(const TokenizeArgs& a) {
 
 std::vector<int32_t> ids_from_json(const nlohmann::json& j, const std::string& where) {
   const nlohmann::json& arr = j.is_object() && j.contains("ids") ? j["ids"] : j;
-  if (!arr.is_array()) throw Error(ErrorCode::kInvalidArgument, where + ": expected an array of ids");
+  if (!arr.is_array())
+    throw Error(ErrorCode::kInvalidArgument, where + ": expected an array of ids");
   std::vector<int32_t> ids;
   for (const auto& v : arr) {
     if (!v.is_number_integer()) {
@@ -67,7 +67,8 @@ int run_tokenize(const TokenizeArgs& a) {
     const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded()) throw Error(ErrorCode::kInvalidArgument, where + ": invalid JSON");
     if (a.decode) {
-      std::printf("%s\n", nlohmann::json({{"text", tok->decode(ids_from_json(j, where))}}).dump().c_str());
+      std::printf("%s\n",
+                  nlohmann::json({{"text", tok->decode(ids_from_json(j, where))}}).dump().c_str());
       continue;
     }
     if (!j.is_object() || !j.contains("text") || !j["text"].is_string()) {
@@ -97,8 +98,7 @@ Action register_tokenize(CLI::App& app) {
   cmd->add_flag("--bos", a->bos, "Prepend BOS (default: no BOS/EOS)");
   cmd->add_flag("--decode", a->decode, "Decode ids to text instead");
   cmd->callback([cmd, a] {
-    if (!a->tokenizer_path && !a->model_path)
-      throw CLI::RequiredError("--tokenizer or --model");
+    if (!a->tokenizer_path && !a->model_path) throw CLI::RequiredError("--tokenizer or --model");
     if (!a->text && !a->jsonl) throw CLI::RequiredError("--text or --jsonl");
   });
   return [a] { return run_tokenize(*a); };

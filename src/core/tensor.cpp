@@ -11,10 +11,10 @@ namespace {
 
 // Indexed by DType; block sizes and bytes follow ggml's layouts for the quantized types.
 const DTypeInfo kDTypeInfo[] = {
-    {"f32", 1, 4},      {"f16", 1, 2},       {"bf16", 1, 2},      {"f64", 1, 8},
-    {"i32", 1, 4},      {"i64", 1, 8},       {"u8", 1, 1},        {"q4_0", 32, 18},
-    {"q4_1", 32, 20},   {"q5_0", 32, 22},    {"q5_1", 32, 24},    {"q8_0", 32, 34},
-    {"q2_k", 256, 84},  {"q3_k", 256, 110},  {"q4_k", 256, 144},  {"q5_k", 256, 176},
+    {"f32", 1, 4},      {"f16", 1, 2},      {"bf16", 1, 2},     {"f64", 1, 8},
+    {"i32", 1, 4},      {"i64", 1, 8},      {"u8", 1, 1},       {"q4_0", 32, 18},
+    {"q4_1", 32, 20},   {"q5_0", 32, 22},   {"q5_1", 32, 24},   {"q8_0", 32, 34},
+    {"q2_k", 256, 84},  {"q3_k", 256, 110}, {"q4_k", 256, 144}, {"q5_k", 256, 176},
     {"q6_k", 256, 210},
 };
 
@@ -34,8 +34,7 @@ size_t dtype_bytes(DType dtype, int64_t n) {
   const DTypeInfo& info = dtype_info(dtype);
   if (n < 0 || n % info.block_size != 0) {
     throw Error(ErrorCode::kShape, std::to_string(n) + " elements is not a whole number of " +
-                                       info.name + " blocks of " +
-                                       std::to_string(info.block_size));
+                                       info.name + " blocks of " + std::to_string(info.block_size));
   }
   return static_cast<size_t>(n / info.block_size) * info.block_bytes;
 }

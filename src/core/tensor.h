@@ -39,9 +39,9 @@ enum class DType : uint8_t {
 };
 
 struct DTypeInfo {
-  const char* name;     // "f32", "q8_0", ...
-  int64_t block_size;   // elements per block (1 for plain types)
-  size_t block_bytes;   // bytes per block
+  const char* name;    // "f32", "q8_0", ...
+  int64_t block_size;  // elements per block (1 for plain types)
+  size_t block_bytes;  // bytes per block
 };
 
 const DTypeInfo& dtype_info(DType dtype);
@@ -61,7 +61,8 @@ class Tensor {
   // Owned, zero-filled storage, 64-byte aligned.
   static Tensor zeros(DType dtype, Shape shape);
   // Borrowed, read-only storage kept alive by `owner` (e.g. a mapped file).
-  static Tensor borrow(DType dtype, Shape shape, const void* data, std::shared_ptr<const void> owner);
+  static Tensor borrow(DType dtype, Shape shape, const void* data,
+                       std::shared_ptr<const void> owner);
   // Non-owning mutable view; the caller guarantees `data` outlives every use.
   static Tensor view(DType dtype, Shape shape, void* data);
   // Owned copy of `values` with the given shape (numel must match).

@@ -68,7 +68,7 @@ struct GgufTensorInfo {
   Shape shape;             // row-major (dims reversed from the file's ne order)
   uint32_t ggml_type = 0;  // raw type id from the file
   DType dtype = DType::kF32;
-  uint64_t offset = 0;     // relative to the data section
+  uint64_t offset = 0;  // relative to the data section
   size_t nbytes = 0;
 };
 

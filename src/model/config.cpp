@@ -10,8 +10,7 @@ void validate_config(const ModelConfig& c, const std::string& source) {
   };
   auto positive = [&](int64_t v, const char* name, int64_t max) {
     if (v <= 0 || v > max) {
-      fail(std::string(name) + " is " + std::to_string(v) + ", expected 1.." +
-           std::to_string(max));
+      fail(std::string(name) + " is " + std::to_string(v) + ", expected 1.." + std::to_string(max));
     }
   };
   positive(c.d_model, "d_model", 1 << 17);

@@ -14,8 +14,8 @@ enum class RopeStyle {
 };
 
 struct ModelConfig {
-  std::string architecture;  // "llama"
-  std::string source_format; // "llama2c", "gguf"
+  std::string architecture;   // "llama"
+  std::string source_format;  // "llama2c", "gguf"
   int64_t d_model = 0;
   int64_t d_mlp = 0;
   int64_t n_layers = 0;

@@ -198,9 +198,8 @@ void broadcast_rows(Tensor& dst, const Tensor& src, const char* what, Op op) {
   } else if (static_cast<int64_t>(v.size()) == last) {
     for (size_t i = 0; i < d.size(); ++i) op(d[i], v[i % v.size()]);
   } else {
-    throw Error(ErrorCode::kShape, std::string(what) + ": vector of shape " +
-                                       shape_str(s.shape()) + " does not fit activation " +
-                                       shape_str(dst.shape()));
+    throw Error(ErrorCode::kShape, std::string(what) + ": vector of shape " + shape_str(s.shape()) +
+                                       " does not fit activation " + shape_str(dst.shape()));
   }
 }
 
@@ -242,10 +241,10 @@ HookFn patch_hook(Tensor source) {
     Tensor rows = s;
     if (s.shape() != act.shape()) {
       // A recording of a longer run: take this call's positions along the position axis.
-      const bool pos_first = s.ndim() == act.ndim() && s.ndim() >= 1 &&
-                             std::equal(s.shape().begin() + 1, s.shape().end(),
-                                        act.shape().begin() + 1) &&
-                             ev.pos_start + act.dim(0) <= s.dim(0);
+      const bool pos_first =
+          s.ndim() == act.ndim() && s.ndim() >= 1 &&
+          std::equal(s.shape().begin() + 1, s.shape().end(), act.shape().begin() + 1) &&
+          ev.pos_start + act.dim(0) <= s.dim(0);
       if (!pos_first) {
         throw Error(ErrorCode::kShape, "patch for '" + hook_name_string(ev.name) +
                                            "': source shape " + shape_str(s.shape()) +

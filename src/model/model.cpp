@@ -21,7 +21,6 @@ bool has_gguf_magic(const std::string& path) {
   return in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0;
 }
 
-
 }  // namespace
 
 Model load_model(const std::string& path) {
@@ -112,7 +111,8 @@ std::unique_ptr<Tokenizer> load_model_tokenizer(const Model& model,
   for (const fs::path& p : candidates) searched += " " + p.string();
   throw Error(ErrorCode::kNotFound, model.path() +
                                         ": no tokenizer given (--tokenizer) and none found; "
-                                        "searched the GGUF vocabulary and" + searched);
+                                        "searched the GGUF vocabulary and" +
+                                        searched);
 }
 
 }  // namespace glassbox

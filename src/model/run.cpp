@@ -14,9 +14,8 @@ CacheRun run_with_cache(Session& session, std::span<const int32_t> tokens,
   for (const std::string& name : names) {
     const HookName hook = resolve_hook_name(name, session.config());
     const std::string key = hook_name_string(hook);
-    handles.push_back(session.hooks().add(hook, [&result, key](const HookEvent&, Tensor& act) {
-      result.cache[key] = act.clone();
-    }));
+    handles.push_back(session.hooks().add(
+        hook, [&result, key](const HookEvent&, Tensor& act) { result.cache[key] = act.clone(); }));
   }
   session.reset();
   result.logits = session.forward(tokens, LogitsMode::kAll);
@@ -53,8 +52,7 @@ int32_t Sampler::sample(std::span<const float> logits) {
   const auto by_logit = [&](int32_t a, int32_t b) {
     return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
   };
-  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(),
-                    by_logit);
+  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(), by_logit);
   ids.resize(k);
   std::vector<double> probs(k);
   const double mx = logits[ids[0]];
@@ -95,8 +93,8 @@ std::vector<int32_t> generate(Session& session, std::span<const int32_t> prompt,
   for (;;) {
     const int32_t id = sampler.sample(logits.floats());
     out.push_back(id);
-    const bool stop = std::find(options.stop_ids.begin(), options.stop_ids.end(), id) !=
-                      options.stop_ids.end();
+    const bool stop =
+        std::find(options.stop_ids.begin(), options.stop_ids.end(), id) != options.stop_ids.end();
     if ((on_token && !on_token(id)) || stop) break;
     if (static_cast<int64_t>(out.size()) >= options.max_new_tokens) break;
     if (session.n_past() >= session.n_ctx()) break;  // context full: stop, never throw

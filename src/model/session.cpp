@@ -88,15 +88,9 @@ Tensor Session::run(std::span<const int32_t> tokens, LogitsMode mode) {
     ops::dequantize_rows(embd.dtype(), embd.raw(), c.d_model, tokens[i], tokens[i] + 1,
                          x_.data() + i * c.d_model);
   }
-  if constexpr (kHooks) {
-    if (hooks_.active(HookPoint::kEmbed, -1))
-      fire(HookPoint::kEmbed, -1, x_.data(), {n, c.d_model});
-  }
+  site<kHooks>(HookPoint::kEmbed, -1, x_.data(), {n, c.d_model});
   for (int layer = 0; layer < c.n_layers; ++layer) {
-    if constexpr (kHooks) {
-      if (hooks_.active(HookPoint::kResidPre, layer))
-        fire(HookPoint::kResidPre, layer, x_.data(), {n, c.d_model});
-    }
+    site<kHooks>(HookPoint::kResidPre, layer, x_.data(), {n, c.d_model});
     attention_block<kHooks>(layer, n);
     mlp_block<kHooks>(layer, n);
   }
@@ -115,14 +109,9 @@ void Session::rms_norm(HookPoint scale_point, HookPoint normalized_point, int la
                        const Tensor& weight) {
   const int64_t d = model_.config().d_model;
   ops::rms_scale(x_.data(), n, d, model_.config().norm_eps, scale_.data());
-  if constexpr (kHooks) {
-    if (hooks_.active(scale_point, layer)) fire(scale_point, layer, scale_.data(), {n, 1});
-  }
+  site<kHooks>(scale_point, layer, scale_.data(), {n, 1});
   ops::divide_rows(x_.data(), n, d, scale_.data(), xn_.data());
-  if constexpr (kHooks) {
-    if (hooks_.active(normalized_point, layer))
-      fire(normalized_point, layer, xn_.data(), {n, d});
-  }
+  site<kHooks>(normalized_point, layer, xn_.data(), {n, d});
   ops::mul_columns(xn_.data(), n, d, weight.data<float>());
 }
 
@@ -134,24 +123,14 @@ void Session::attention_block(int layer, int64_t n) {
   ops::matmul_wt(xn_.data(), n, c.d_model, w.wq, q_.data(), pool_);
   ops::matmul_wt(xn_.data(), n, c.d_model, w.wk, k_.data(), pool_);
   ops::matmul_wt(xn_.data(), n, c.d_model, w.wv, v_.data(), pool_);
-  if constexpr (kHooks) {
-    if (hooks_.active(HookPoint::kAttnQ, layer))
-      fire(HookPoint::kAttnQ, layer, q_.data(), {n, c.n_heads, c.d_head});
-    if (hooks_.active(HookPoint::kAttnK, layer))
-      fire(HookPoint::kAttnK, layer, k_.data(), {n, c.n_kv_heads, c.d_head});
-    if (hooks_.active(HookPoint::kAttnV, layer))
-      fire(HookPoint::kAttnV, layer, v_.data(), {n, c.n_kv_heads, c.d_head});
-  }
+  site<kHooks>(HookPoint::kAttnQ, layer, q_.data(), {n, c.n_heads, c.d_head});
+  site<kHooks>(HookPoint::kAttnK, layer, k_.data(), {n, c.n_kv_heads, c.d_head});
+  site<kHooks>(HookPoint::kAttnV, layer, v_.data(), {n, c.n_kv_heads, c.d_head});
   const bool interleaved = c.rope_style == RopeStyle::kInterleaved;
   ops::rope(q_.data(), n, c.n_heads, c.d_head, c.rope_dims, n_past_, c.rope_theta, interleaved);
-  ops::rope(k_.data(), n, c.n_kv_heads, c.d_head, c.rope_dims, n_past_, c.rope_theta,
-            interleaved);
-  if constexpr (kHooks) {
-    if (hooks_.active(HookPoint::kAttnRotQ, layer))
-      fire(HookPoint::kAttnRotQ, layer, q_.data(), {n, c.n_heads, c.d_head});
-    if (hooks_.active(HookPoint::kAttnRotK, layer))
-      fire(HookPoint::kAttnRotK, layer, k_.data(), {n, c.n_kv_heads, c.d_head});
-  }
+  ops::rope(k_.data(), n, c.n_kv_heads, c.d_head, c.rope_dims, n_past_, c.rope_theta, interleaved);
+  site<kHooks>(HookPoint::kAttnRotQ, layer, q_.data(), {n, c.n_heads, c.d_head});
+  site<kHooks>(HookPoint::kAttnRotK, layer, k_.data(), {n, c.n_kv_heads, c.d_head});
   // Append this call's keys and values to the cache.
   const size_t kv_row = static_cast<size_t>(c.kv_dim());
   float* kc = k_cache_[static_cast<size_t>(layer)].mutable_data<float>();
@@ -169,20 +148,11 @@ void Session::attention_block(int layer, int64_t n) {
   } else {
     attend_streaming(layer, n);
   }
-  if constexpr (kHooks) {
-    if (hooks_.active(HookPoint::kAttnZ, layer))
-      fire(HookPoint::kAttnZ, layer, z_.data(), {n, c.n_heads, c.d_head});
-  }
+  site<kHooks>(HookPoint::kAttnZ, layer, z_.data(), {n, c.n_heads, c.d_head});
   ops::matmul_wt(z_.data(), n, c.q_dim(), w.wo, tmp_.data(), pool_);
-  if constexpr (kHooks) {
-    if (hooks_.active(HookPoint::kAttnOut, layer))
-      fire(HookPoint::kAttnOut, layer, tmp_.data(), {n, c.d_model});
-  }
+  site<kHooks>(HookPoint::kAttnOut, layer, tmp_.data(), {n, c.d_model});
   ops::add_inplace(x_.data(), tmp_.data(), n * c.d_model);
-  if constexpr (kHooks) {
-    if (hooks_.active(HookPoint::kResidMid, layer))
-      fire(HookPoint::kResidMid, layer, x_.data(), {n, c.d_model});
-  }
+  site<kHooks>(HookPoint::kResidMid, layer, x_.data(), {n, c.d_model});
 }
 
 void Session::attend_streaming(int layer, int64_t n) {
@@ -225,17 +195,16 @@ void Session::attend_materialized(int layer, int64_t n) {
       const int64_t h = task / n, i = task % n, g = h / group;
       const float* q = q_.data() + (i * c.n_heads + h) * d;
       float* s = scores_.data() + task * n_keys;
-      for (int64_t j = 0; j <= pos0 + i; ++j) s[j] = dot(q, kc + j * kv_dim + g * d, d) * inv_sqrt_d;
+      for (int64_t j = 0; j <= pos0 + i; ++j)
+        s[j] = dot(q, kc + j * kv_dim + g * d, d) * inv_sqrt_d;
     }
   });
-  if (hooks_.active(HookPoint::kAttnScores, layer))
-    fire(HookPoint::kAttnScores, layer, scores_.data(), {c.n_heads, n, n_keys});
+  site<kHooks>(HookPoint::kAttnScores, layer, scores_.data(), {c.n_heads, n, n_keys});
   pool_.parallel_for(c.n_heads * n, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task)
       ops::softmax_row(scores_.data() + task * n_keys, n_keys);
   });
-  if (hooks_.active(HookPoint::kAttnPattern, layer))
-    fire(HookPoint::kAttnPattern, layer, scores_.data(), {c.n_heads, n, n_keys});
+  site<kHooks>(HookPoint::kAttnPattern, layer, scores_.data(), {c.n_heads, n, n_keys});
   // z = pattern @ v over every key, as TL does (a hook may have unmasked entries).
   pool_.parallel_for(c.n_heads * n, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
@@ -259,27 +228,14 @@ void Session::mlp_block(int layer, int64_t n) {
   rms_norm<kHooks>(HookPoint::kLn2Scale, HookPoint::kLn2Normalized, layer, n, w.ffn_norm);
   ops::matmul_wt(xn_.data(), n, c.d_model, w.w_gate, gate_.data(), pool_);
   ops::matmul_wt(xn_.data(), n, c.d_model, w.w_up, up_.data(), pool_);
-  if constexpr (kHooks) {
-    if (hooks_.active(HookPoint::kMlpPre, layer))
-      fire(HookPoint::kMlpPre, layer, gate_.data(), {n, c.d_mlp});
-    if (hooks_.active(HookPoint::kMlpPreLinear, layer))
-      fire(HookPoint::kMlpPreLinear, layer, up_.data(), {n, c.d_mlp});
-  }
+  site<kHooks>(HookPoint::kMlpPre, layer, gate_.data(), {n, c.d_mlp});
+  site<kHooks>(HookPoint::kMlpPreLinear, layer, up_.data(), {n, c.d_mlp});
   ops::silu_mul(gate_.data(), up_.data(), n * c.d_mlp, post_.data());
-  if constexpr (kHooks) {
-    if (hooks_.active(HookPoint::kMlpPost, layer))
-      fire(HookPoint::kMlpPost, layer, post_.data(), {n, c.d_mlp});
-  }
+  site<kHooks>(HookPoint::kMlpPost, layer, post_.data(), {n, c.d_mlp});
   ops::matmul_wt(post_.data(), n, c.d_mlp, w.w_down, tmp_.data(), pool_);
-  if constexpr (kHooks) {
-    if (hooks_.active(HookPoint::kMlpOut, layer))
-      fire(HookPoint::kMlpOut, layer, tmp_.data(), {n, c.d_model});
-  }
+  site<kHooks>(HookPoint::kMlpOut, layer, tmp_.data(), {n, c.d_model});
   ops::add_inplace(x_.data(), tmp_.data(), n * c.d_model);
-  if constexpr (kHooks) {
-    if (hooks_.active(HookPoint::kResidPost, layer))
-      fire(HookPoint::kResidPost, layer, x_.data(), {n, c.d_model});
-  }
+  site<kHooks>(HookPoint::kResidPost, layer, x_.data(), {n, c.d_model});
 }
 
 }  // namespace glassbox

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <vector>
@@ -24,8 +25,8 @@
 namespace glassbox {
 
 struct SessionOptions {
-  int n_threads = 0;   // 0 = all cores
-  int64_t n_ctx = 0;   // KV-cache length; 0 = the model's context length
+  int n_threads = 0;  // 0 = all cores
+  int64_t n_ctx = 0;  // KV-cache length; 0 = the model's context length
   // Benchmarks only: run the hook-checking forward even when no hook is registered, to measure
   // what the checks cost.
   bool force_hook_sites = false;
@@ -67,6 +68,14 @@ class Session {
   void attend_streaming(int layer, int64_t n);
   template <bool kHooks>
   void attend_materialized(int layer, int64_t n);
+  // A hook site: runs the callbacks registered on (point, layer) over `data`, viewed with the
+  // hook's TL shape. Compiled away in the kHooks = false instantiation.
+  template <bool kHooks>
+  void site(HookPoint point, int layer, float* data, std::initializer_list<int64_t> shape) {
+    if constexpr (kHooks) {
+      if (hooks_.active(point, layer)) fire(point, layer, data, Shape(shape));
+    }
+  }
   void fire(HookPoint point, int layer, float* data, Shape shape);
   void reserve(int64_t n);
 

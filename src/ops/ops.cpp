@@ -94,9 +94,9 @@ void matmul_wt(const float* x, int64_t n, int64_t k, const Tensor& w, float* y, 
       cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(m), static_cast<int>(k), 1.0f, wd,
                   static_cast<int>(k), x, 1, 0.0f, y, 1);
     } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n),
-                  static_cast<int>(m), static_cast<int>(k), 1.0f, x, static_cast<int>(k), wd,
-                  static_cast<int>(k), 0.0f, y, static_cast<int>(m));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(m),
+                  static_cast<int>(k), 1.0f, x, static_cast<int>(k), wd, static_cast<int>(k), 0.0f,
+                  y, static_cast<int>(m));
     }
     return;
   }
@@ -113,8 +113,7 @@ void matmul_wt(const float* x, int64_t n, int64_t k, const Tensor& w, float* y, 
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n),
                   static_cast<int>(rows), static_cast<int>(k), 1.0f, x, static_cast<int>(k),
                   tile.data(), static_cast<int>(k), 0.0f, out.data(), static_cast<int>(rows));
-      for (int64_t i = 0; i < n; ++i)
-        std::copy_n(out.data() + i * rows, rows, y + i * m + r0);
+      for (int64_t i = 0; i < n; ++i) std::copy_n(out.data() + i * rows, rows, y + i * m + r0);
     }
   });
 }

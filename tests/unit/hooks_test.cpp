@@ -127,8 +127,8 @@ TEST_F(HooksTest, IncrementalDecodeMatchesPrefillAndFiresHooks) {
 
 TEST_F(HooksTest, PatternIsCausalAndNormalised) {
   Session s(*model_);
-  const CacheRun run = run_with_cache(s, tokens(12), {"blocks.1.attn.hook_pattern",
-                                                      "blocks.1.attn.hook_attn_scores"});
+  const CacheRun run = run_with_cache(
+      s, tokens(12), {"blocks.1.attn.hook_pattern", "blocks.1.attn.hook_attn_scores"});
   const Tensor& p = run.cache.at("blocks.1.attn.hook_pattern");
   const Tensor& sc = run.cache.at("blocks.1.attn.hook_attn_scores");
   ASSERT_EQ(p.shape(), (Shape{8, 12, 12}));
@@ -166,7 +166,8 @@ TEST_F(HooksTest, InterventionsChangeWhatTheyShould) {
 
   // Patching a run with its own activations is the identity.
   const Tensor self = run_with_hooks(
-      s, ids, {{"blocks.2.hook_resid_pre", patch_hook(cached.cache.at("blocks.2.hook_resid_pre"))}});
+      s, ids,
+      {{"blocks.2.hook_resid_pre", patch_hook(cached.cache.at("blocks.2.hook_resid_pre"))}});
   EXPECT_LT(max_abs_diff(clean, self), 1e-6);
 
   // Replacing the whole residual stream at layer 2 with another run's makes every later
@@ -184,7 +185,8 @@ TEST_F(HooksTest, InterventionsChangeWhatTheyShould) {
   for (size_t i = 0; i < v.size(); ++i) v[i] = 0.05f * static_cast<float>(i % 7) - 0.1f;
   const Tensor vec = Tensor::from_floats({64}, v);
   const Tensor a = run_with_hooks(s, ids, {{"hook_embed", add_vector_hook(vec, 2.0f)}});
-  const Tensor b = run_with_hooks(s, ids, {{"blocks.0.hook_resid_pre", add_vector_hook(vec, 2.0f)}});
+  const Tensor b =
+      run_with_hooks(s, ids, {{"blocks.0.hook_resid_pre", add_vector_hook(vec, 2.0f)}});
   EXPECT_LT(max_abs_diff(a, b), 1e-6);
   EXPECT_GT(max_abs_diff(a, clean), 1e-3);
 

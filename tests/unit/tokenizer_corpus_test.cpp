@@ -18,20 +18,14 @@
 #include "tokenizer/spm_bpe.h"
 #include "tokenizer/tokenizer.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define GLASSBOX_TOK_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define GLASSBOX_TOK_SANITIZED 1
-#endif
-#endif
+#include "sanitized.h"
 
 namespace glassbox {
 namespace {
 
 namespace fs = std::filesystem;
 
-#ifdef GLASSBOX_TOK_SANITIZED
+#ifdef GLASSBOX_SANITIZED
 constexpr size_t kStride = 4;  // deterministic subsample: lines 0, 4, 8, ...
 #else
 constexpr size_t kStride = 1;  // every line

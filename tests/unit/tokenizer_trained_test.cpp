@@ -20,20 +20,14 @@
 #include "tokenizer/spm_bpe.h"
 #include "tokenizer/tokenizer.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define GLASSBOX_TOK_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define GLASSBOX_TOK_SANITIZED 1
-#endif
-#endif
+#include "sanitized.h"
 
 namespace glassbox {
 namespace {
 
 namespace fs = std::filesystem;
 
-#ifdef GLASSBOX_TOK_SANITIZED
+#ifdef GLASSBOX_SANITIZED
 constexpr size_t kHeldOutStride = 12;
 #else
 constexpr size_t kHeldOutStride = 3;
