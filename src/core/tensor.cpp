@@ -65,6 +65,7 @@ Tensor Tensor::zeros(DType dtype, Shape shape) {
   t.numel_ = shape_numel(shape);
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
+  t.defined_ = true;
   t.writable_ = true;
   const size_t bytes = dtype_bytes(dtype, t.numel_);
   const size_t rounded = (bytes + 63) / 64 * 64 + 64;  // never zero, always a multiple of 64
@@ -82,6 +83,7 @@ Tensor Tensor::borrow(DType dtype, Shape shape, const void* data,
   t.numel_ = shape_numel(shape);
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
+  t.defined_ = true;
   t.writable_ = false;
   t.owner_ = std::move(owner);
   t.data_ = const_cast<void*>(data);  // guarded by writable_ == false
@@ -93,6 +95,7 @@ Tensor Tensor::view(DType dtype, Shape shape, void* data) {
   t.numel_ = shape_numel(shape);
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
+  t.defined_ = true;
   t.writable_ = true;
   t.data_ = data;
   return t;

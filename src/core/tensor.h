@@ -68,7 +68,8 @@ class Tensor {
   // Owned copy of `values` with the given shape (numel must match).
   static Tensor from_floats(Shape shape, std::span<const float> values);
 
-  bool defined() const { return data_ != nullptr || numel_ == 0; }
+  // False only for a default-constructed tensor.
+  bool defined() const { return defined_; }
   DType dtype() const { return dtype_; }
   const Shape& shape() const { return shape_; }
   int ndim() const { return static_cast<int>(shape_.size()); }
@@ -107,6 +108,7 @@ class Tensor {
   int64_t numel_ = 0;
   DType dtype_ = DType::kF32;
   bool writable_ = false;
+  bool defined_ = false;
 };
 
 }  // namespace glassbox

@@ -1,5 +1,8 @@
 #include "model/config.h"
 
+#include <cmath>
+#include <numbers>
+
 #include "core/error.h"
 
 namespace glassbox {
@@ -25,12 +28,48 @@ void validate_config(const ModelConfig& c, const std::string& source) {
     fail("n_heads " + std::to_string(c.n_heads) + " is not a multiple of n_kv_heads " +
          std::to_string(c.n_kv_heads));
   }
-  if (c.rope_dims < 0 || c.rope_dims > c.d_head || c.rope_dims % 2 != 0) {
+  if (c.position == PositionType::kRope &&
+      (c.rope_dims < 0 || c.rope_dims > c.d_head || c.rope_dims % 2 != 0)) {
     fail("rope dims " + std::to_string(c.rope_dims) + " must be even and at most d_head " +
          std::to_string(c.d_head));
   }
   if (!(c.norm_eps > 0.0 && c.norm_eps < 1.0)) fail("norm epsilon out of range (0, 1)");
   if (!(c.rope_theta > 0.0)) fail("rope theta must be positive");
+  if (c.rope_scaling.factor != 0.0 &&
+      !(c.rope_scaling.factor >= 1.0 && c.rope_scaling.original_n_ctx > 0 &&
+        c.rope_scaling.high_freq_factor > c.rope_scaling.low_freq_factor &&
+        c.rope_scaling.low_freq_factor > 0.0)) {
+    fail(
+        "rope scaling needs factor >= 1, original context > 0 and high_freq_factor > "
+        "low_freq_factor > 0");
+  }
+}
+
+std::vector<double> rope_inv_freq(const ModelConfig& c) {
+  std::vector<double> inv;
+  if (c.position != PositionType::kRope) return inv;
+  const int64_t half = c.rope_dims / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    inv.push_back(std::pow(c.rope_theta, -2.0 * static_cast<double>(i) / c.rope_dims));
+  }
+  const RopeScaling& s = c.rope_scaling;
+  if (s.factor == 0.0) return inv;
+  // Llama 3: wavelengths longer than the original context / low_freq_factor are slowed by
+  // `factor`, shorter than original / high_freq_factor kept, and blended in between.
+  const double n = static_cast<double>(s.original_n_ctx);
+  const double low_wavelen = n / s.low_freq_factor, high_wavelen = n / s.high_freq_factor;
+  for (double& f : inv) {
+    const double wavelen = 2.0 * std::numbers::pi / f;
+    if (wavelen < high_wavelen) continue;
+    if (wavelen > low_wavelen) {
+      f /= s.factor;
+      continue;
+    }
+    const double smooth =
+        (n / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+    f = (1.0 - smooth) * f / s.factor + smooth * f;
+  }
+  return inv;
 }
 
 }  // namespace glassbox

@@ -4,8 +4,15 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace glassbox {
+
+// How positions enter the model.
+enum class PositionType {
+  kRope,     // rotary embedding on q and k
+  kLearned,  // a learned [n_ctx, d_model] table added to the token embedding (GPT-2)
+};
 
 // How RoPE pairs the dimensions of a head.
 enum class RopeStyle {
@@ -13,9 +20,27 @@ enum class RopeStyle {
   kNeox,         // (x[i], x[i + rope_dims/2]) — Hugging Face / GPT-NeoX layout
 };
 
+// Llama 3 frequency-dependent RoPE scaling (rope_scaling.rope_type == "llama3"); factor 0 = off.
+struct RopeScaling {
+  double factor = 0.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_n_ctx = 0;
+};
+
+enum class NormType {
+  kRms,    // x / sqrt(mean(x^2) + eps) * w
+  kLayer,  // (x - mean) / sqrt(var + eps) * w + b
+};
+
+enum class MlpType {
+  kGatedSilu,  // down(silu(gate(x)) * up(x))  — Llama
+  kGelu,       // down(gelu_tanh(up(x) + b) ) + b — GPT-2 ("gelu_new")
+};
+
 struct ModelConfig {
-  std::string architecture;   // "llama"
-  std::string source_format;  // "llama2c", "gguf"
+  std::string architecture;   // "llama", "gpt2"
+  std::string source_format;  // "llama2c", "gguf", "safetensors"
   int64_t d_model = 0;
   int64_t d_mlp = 0;
   int64_t n_layers = 0;
@@ -28,6 +53,12 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   int64_t rope_dims = 0;  // rotated dims per head (<= d_head, even)
   RopeStyle rope_style = RopeStyle::kInterleaved;
+  RopeScaling rope_scaling;
+  PositionType position = PositionType::kRope;
+  NormType norm = NormType::kRms;
+  MlpType mlp = MlpType::kGatedSilu;
+  bool attn_bias = false;        // q, k, v and output projections carry biases (GPT-2)
+  bool mlp_bias = false;         // up and down projections carry biases (GPT-2)
   bool tied_embeddings = false;  // the unembedding is the token embedding
 
   int64_t kv_dim() const { return n_kv_heads * d_head; }
@@ -36,5 +67,9 @@ struct ModelConfig {
 
 // Throws Error(kFormat) naming `source` when a field is out of range or inconsistent.
 void validate_config(const ModelConfig& config, const std::string& source);
+
+// RoPE inverse frequencies, rope_dims / 2 of them: theta^(-2i / rope_dims), with Llama 3
+// scaling applied when configured. Empty for learned positions.
+std::vector<double> rope_inv_freq(const ModelConfig& config);
 
 }  // namespace glassbox

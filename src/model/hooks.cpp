@@ -15,6 +15,7 @@ struct PointName {
 // Forward-execution order; available_hooks() lists names in this order.
 constexpr PointName kPointNames[] = {
     {HookPoint::kEmbed, "hook_embed"},
+    {HookPoint::kPosEmbed, "hook_pos_embed"},
     {HookPoint::kResidPre, "hook_resid_pre"},
     {HookPoint::kLn1Scale, "ln1.hook_scale"},
     {HookPoint::kLn1Normalized, "ln1.hook_normalized"},
@@ -50,8 +51,22 @@ const char* point_suffix(HookPoint point) {
 }  // namespace
 
 bool is_block_hook(HookPoint point) {
-  return point != HookPoint::kEmbed && point != HookPoint::kLnFinalScale &&
-         point != HookPoint::kLnFinalNormalized;
+  return point != HookPoint::kEmbed && point != HookPoint::kPosEmbed &&
+         point != HookPoint::kLnFinalScale && point != HookPoint::kLnFinalNormalized;
+}
+
+bool hook_exists(HookPoint point, const ModelConfig& c) {
+  switch (point) {
+    case HookPoint::kPosEmbed:
+      return c.position == PositionType::kLearned;
+    case HookPoint::kAttnRotQ:
+    case HookPoint::kAttnRotK:
+      return c.position == PositionType::kRope;
+    case HookPoint::kMlpPreLinear:
+      return c.mlp == MlpType::kGatedSilu;
+    default:
+      return true;
+  }
 }
 
 std::string hook_name_string(HookName name) {
@@ -91,6 +106,12 @@ HookName resolve_hook_name(std::string_view text, const ModelConfig& config) {
                     "': expected a TransformerLens name such as 'blocks.0.hook_resid_pre' or "
                     "'hook_embed' (see `glassbox info` for the full list)");
   }
+  if (!hook_exists(name->point, config)) {
+    throw Error(ErrorCode::kNotFound, "unknown hook '" + std::string(text) + "': the " +
+                                          config.architecture +
+                                          " architecture has no such point (see `glassbox "
+                                          "info` for the full list)");
+  }
   if (is_block_hook(name->point) && name->layer >= config.n_layers) {
     throw Error(ErrorCode::kNotFound, "unknown hook '" + std::string(text) + "': layers are 0.." +
                                           std::to_string(config.n_layers - 1));
@@ -100,10 +121,14 @@ HookName resolve_hook_name(std::string_view text, const ModelConfig& config) {
 
 std::vector<std::string> available_hooks(const ModelConfig& config) {
   std::vector<std::string> names;
-  names.push_back(hook_name_string({HookPoint::kEmbed, -1}));
+  for (HookPoint p : {HookPoint::kEmbed, HookPoint::kPosEmbed}) {
+    if (hook_exists(p, config)) names.push_back(hook_name_string({p, -1}));
+  }
   for (int layer = 0; layer < config.n_layers; ++layer) {
     for (const PointName& p : kPointNames) {
-      if (is_block_hook(p.point)) names.push_back(hook_name_string({p.point, layer}));
+      if (is_block_hook(p.point) && hook_exists(p.point, config)) {
+        names.push_back(hook_name_string({p.point, layer}));
+      }
     }
   }
   names.push_back(hook_name_string({HookPoint::kLnFinalScale, -1}));
@@ -157,8 +182,9 @@ HookRegistry::HookRegistry(const ModelConfig& config)
       slots_(static_cast<size_t>(HookPoint::kCount) * static_cast<size_t>(config.n_layers + 1)) {}
 
 HookHandle HookRegistry::add(HookName name, HookFn fn) {
-  if (is_block_hook(name.point) ? (name.layer < 0 || name.layer >= config_.n_layers)
-                                : name.layer != -1) {
+  if ((is_block_hook(name.point) ? (name.layer < 0 || name.layer >= config_.n_layers)
+                                 : name.layer != -1) ||
+      !hook_exists(name.point, config_)) {
     throw Error(ErrorCode::kNotFound, "hook '" + hook_name_string(name) + "' does not exist");
   }
   const uint64_t id = next_id_++;

@@ -21,14 +21,15 @@ namespace glassbox {
 
 enum class HookPoint : uint8_t {
   kEmbed,              // hook_embed                     [pos, d_model]
+  kPosEmbed,           // hook_pos_embed                 [pos, d_model] (learned positions)
   kResidPre,           // blocks.L.hook_resid_pre        [pos, d_model]
   kLn1Scale,           // blocks.L.ln1.hook_scale        [pos, 1]
-  kLn1Normalized,      // blocks.L.ln1.hook_normalized   [pos, d_model] (x / scale, before weight)
+  kLn1Normalized,      // blocks.L.ln1.hook_normalized   [pos, d_model] (see docs/hooks.md)
   kAttnQ,              // blocks.L.attn.hook_q           [pos, n_heads, d_head]
   kAttnK,              // blocks.L.attn.hook_k           [pos, n_kv_heads, d_head]
   kAttnV,              // blocks.L.attn.hook_v           [pos, n_kv_heads, d_head]
-  kAttnRotQ,           // blocks.L.attn.hook_rot_q       [pos, n_heads, d_head]
-  kAttnRotK,           // blocks.L.attn.hook_rot_k       [pos, n_kv_heads, d_head]
+  kAttnRotQ,           // blocks.L.attn.hook_rot_q       [pos, n_heads, d_head] (RoPE)
+  kAttnRotK,           // blocks.L.attn.hook_rot_k       [pos, n_kv_heads, d_head] (RoPE)
   kAttnScores,         // blocks.L.attn.hook_attn_scores [n_heads, pos, n_keys] (masked = -inf)
   kAttnPattern,        // blocks.L.attn.hook_pattern     [n_heads, pos, n_keys]
   kAttnZ,              // blocks.L.attn.hook_z           [pos, n_heads, d_head]
@@ -36,9 +37,9 @@ enum class HookPoint : uint8_t {
   kResidMid,           // blocks.L.hook_resid_mid        [pos, d_model]
   kLn2Scale,           // blocks.L.ln2.hook_scale        [pos, 1]
   kLn2Normalized,      // blocks.L.ln2.hook_normalized   [pos, d_model]
-  kMlpPre,             // blocks.L.mlp.hook_pre          [pos, d_mlp] (gate pre-activation)
-  kMlpPreLinear,       // blocks.L.mlp.hook_pre_linear   [pos, d_mlp] (up projection)
-  kMlpPost,            // blocks.L.mlp.hook_post         [pos, d_mlp] (silu(pre) * pre_linear)
+  kMlpPre,             // blocks.L.mlp.hook_pre          [pos, d_mlp] (pre-activation)
+  kMlpPreLinear,       // blocks.L.mlp.hook_pre_linear   [pos, d_mlp] (up projection; gated MLP)
+  kMlpPost,            // blocks.L.mlp.hook_post         [pos, d_mlp] (activation output)
   kMlpOut,             // blocks.L.hook_mlp_out          [pos, d_model]
   kResidPost,          // blocks.L.hook_resid_post       [pos, d_model]
   kLnFinalScale,       // ln_final.hook_scale            [pos, 1]
@@ -48,6 +49,9 @@ enum class HookPoint : uint8_t {
 
 // Whether the point exists once per block (blocks.L.*) or once per model.
 bool is_block_hook(HookPoint point);
+// Whether the architecture described by `config` has this point (e.g. no hook_rot_q without
+// RoPE, no hook_pos_embed without learned positions, no mlp.hook_pre_linear without a gate).
+bool hook_exists(HookPoint point, const ModelConfig& config);
 
 struct HookName {
   HookPoint point = HookPoint::kEmbed;

@@ -6,7 +6,7 @@
 
 #include "io/gguf.h"
 #include "io/llama2c.h"
-#include "model/arch/llama.h"
+#include "model/arch/arch.h"
 #include "ops/ops.h"
 #include "tokenizer/tokenizer.h"
 
@@ -26,38 +26,47 @@ bool has_gguf_magic(const std::string& path) {
 Model load_model(const std::string& path) {
   Model m;
   m.path_ = path;
+  arch::TensorMap named;
   try {
-    if (has_gguf_magic(path)) {
+    if (arch::is_hf_checkpoint(path)) {
+      arch::HfCheckpoint ck = arch::load_hf_checkpoint(path);
+      m.config_ = ck.config;
+      named = std::move(ck.tensors);
+      m.tensors_ = std::move(ck.file_tensors);
+    } else if (has_gguf_magic(path)) {
       auto gguf = std::make_shared<GgufFile>(GgufFile::open(path));
       const std::string arch =
           gguf->get("general.architecture").as_string(path + ": general.architecture");
-      if (arch != "llama") {
-        throw Error(ErrorCode::kUnsupported,
-                    path + ": architecture '" + arch + "' is not supported (supported: llama)");
+      if (arch == "llama") {
+        m.config_ = arch::llama_config_from_gguf(*gguf);
+      } else if (arch == "gpt2") {
+        m.config_ = arch::gpt2_config_from_gguf(*gguf);
+      } else {
+        throw Error(ErrorCode::kUnsupported, path + ": architecture '" + arch +
+                                                 "' is not supported (supported: llama, gpt2)");
       }
-      m.config_ = arch::llama_config_from_gguf(*gguf);
       for (const GgufTensorInfo& info : gguf->tensor_infos()) {
         m.tensors_.emplace_back(info.name, gguf->tensor(info.name));
+        named[info.name] = m.tensors_.back().second;
       }
+      if (arch == "gpt2") arch::split_fused_qkv(named, m.config_, path);
       m.gguf_ = gguf;
     } else {
       const Llama2cCheckpoint ckpt = Llama2cCheckpoint::open(path);
       m.config_ = arch::llama_config_from_llama2c(ckpt.header());
       validate_config(m.config_, path);
       for (const auto& [name, tensor] : ckpt.tensors()) m.tensors_.emplace_back(name, tensor);
+      named = arch::TensorMap(ckpt.tensors().begin(), ckpt.tensors().end());
     }
   } catch (const Error& e) {
     if (std::string(e.what()).find(path) != std::string::npos) throw;
     throw e.with_context(path);
   }
-  const auto lookup = [&m](const std::string& name) -> std::optional<Tensor> {
-    for (const auto& [n, t] : m.tensors_)
-      if (n == name) return t;
-    return std::nullopt;
-  };
-  arch::LlamaWeights w = arch::bind_llama_weights(m.config_, lookup, path);
+  arch::BoundWeights w = arch::bind_weights(m.config_, named, path);
   m.tok_embd_ = w.tok_embd;
+  m.pos_embd_ = w.pos_embd;
   m.output_norm_ = w.output_norm;
+  m.output_norm_b_ = w.output_norm_b;
   m.output_ = w.output;
   m.layers_ = std::move(w.layers);
   return m;
@@ -70,21 +79,27 @@ int64_t Model::n_params() const {
 }
 
 void Model::check_computable() const {
-  for (const auto& [name, t] : tensors_) {
-    if (!ops::weight_dtype_supported(t.dtype())) {
-      throw Error(ErrorCode::kUnsupported,
-                  path_ + ": tensor " + name + " has dtype " + dtype_name(t.dtype()) +
-                      "; this build computes with f32, f16 and bf16 weights only");
+  std::vector<std::pair<std::string, const Tensor*>> matrices = {{"token embedding", &tok_embd_},
+                                                                 {"unembedding", &output_}};
+  if (pos_embd_.defined()) matrices.push_back({"position embedding", &pos_embd_});
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const LayerWeights& w = layers_[l];
+    const std::string p = "layer " + std::to_string(l) + " ";
+    for (const auto& [name, t] : {std::pair{"q", &w.wq},
+                                  {"k", &w.wk},
+                                  {"v", &w.wv},
+                                  {"output", &w.wo},
+                                  {"gate", &w.w_gate},
+                                  {"up", &w.w_up},
+                                  {"down", &w.w_down}}) {
+      if (t->numel() > 0) matrices.push_back({p + name + " weight", t});
     }
   }
-  for (const Tensor* t : {&output_norm_}) {
-    if (t->dtype() != DType::kF32) {
-      throw Error(ErrorCode::kUnsupported, path_ + ": norm weights must be f32");
-    }
-  }
-  for (const LayerWeights& l : layers_) {
-    if (l.attn_norm.dtype() != DType::kF32 || l.ffn_norm.dtype() != DType::kF32) {
-      throw Error(ErrorCode::kUnsupported, path_ + ": norm weights must be f32");
+  for (const auto& [name, t] : matrices) {
+    if (!ops::weight_dtype_supported(t->dtype())) {
+      throw Error(ErrorCode::kUnsupported, path_ + ": the " + name + " has dtype " +
+                                               dtype_name(t->dtype()) +
+                                               ", which the forward pass cannot compute with");
     }
   }
 }
@@ -98,8 +113,8 @@ std::unique_ptr<Tokenizer> load_model_tokenizer(const Model& model,
   namespace fs = std::filesystem;
   const fs::path dir = fs::path(model.path()).parent_path();
   const std::string vocab = std::to_string(model.config().d_vocab);
-  std::vector<fs::path> candidates = {dir / "tokenizer.model", dir / ("tok" + vocab + ".bin"),
-                                      dir / "tokenizer.bin"};
+  std::vector<fs::path> candidates = {dir / "tokenizer.json", dir / "tokenizer.model",
+                                      dir / ("tok" + vocab + ".bin"), dir / "tokenizer.bin"};
   for (const fs::path& p : candidates) {
     if (!fs::is_regular_file(p)) continue;
     if (p.extension() == ".bin") {

@@ -18,26 +18,35 @@ namespace glassbox {
 class GgufFile;
 class Tokenizer;
 
-// Row-major weight shapes ([out, in] for matrices), GGUF names in comments.
+// Row-major weight shapes ([out, in] for matrices), GGUF names in comments. Biases and the gate
+// are undefined (default-constructed) when the architecture has none.
 struct LayerWeights {
-  Tensor attn_norm;  // blk.L.attn_norm.weight    [d_model]
-  Tensor wq;         // blk.L.attn_q.weight       [n_heads * d_head, d_model]
-  Tensor wk;         // blk.L.attn_k.weight       [n_kv_heads * d_head, d_model]
-  Tensor wv;         // blk.L.attn_v.weight       [n_kv_heads * d_head, d_model]
-  Tensor wo;         // blk.L.attn_output.weight  [d_model, n_heads * d_head]
-  Tensor ffn_norm;   // blk.L.ffn_norm.weight     [d_model]
-  Tensor w_gate;     // blk.L.ffn_gate.weight     [d_mlp, d_model]
-  Tensor w_up;       // blk.L.ffn_up.weight       [d_mlp, d_model]
-  Tensor w_down;     // blk.L.ffn_down.weight     [d_model, d_mlp]
+  Tensor attn_norm;    // blk.L.attn_norm.weight    [d_model]
+  Tensor attn_norm_b;  // blk.L.attn_norm.bias      [d_model]      (LayerNorm)
+  Tensor wq;           // blk.L.attn_q.weight       [n_heads * d_head, d_model]
+  Tensor wk;           // blk.L.attn_k.weight       [n_kv_heads * d_head, d_model]
+  Tensor wv;           // blk.L.attn_v.weight       [n_kv_heads * d_head, d_model]
+  Tensor bq, bk, bv;   // blk.L.attn_{q,k,v}.bias   (attn_bias)
+  Tensor wo;           // blk.L.attn_output.weight  [d_model, n_heads * d_head]
+  Tensor bo;           // blk.L.attn_output.bias    [d_model]      (attn_bias)
+  Tensor ffn_norm;     // blk.L.ffn_norm.weight     [d_model]
+  Tensor ffn_norm_b;   // blk.L.ffn_norm.bias       [d_model]      (LayerNorm)
+  Tensor w_gate;       // blk.L.ffn_gate.weight     [d_mlp, d_model] (gated MLP)
+  Tensor w_up;         // blk.L.ffn_up.weight       [d_mlp, d_model]
+  Tensor b_up;         // blk.L.ffn_up.bias         [d_mlp]        (mlp_bias)
+  Tensor w_down;       // blk.L.ffn_down.weight     [d_model, d_mlp]
+  Tensor b_down;       // blk.L.ffn_down.bias       [d_model]      (mlp_bias)
 };
 
 class Model {
  public:
   const std::string& path() const { return path_; }
   const ModelConfig& config() const { return config_; }
-  const Tensor& token_embedding() const { return tok_embd_; }  // [d_vocab, d_model]
-  const Tensor& final_norm() const { return output_norm_; }    // [d_model]
-  const Tensor& unembedding() const { return output_; }        // [d_vocab, d_model]
+  const Tensor& token_embedding() const { return tok_embd_; }       // [d_vocab, d_model]
+  const Tensor& position_embedding() const { return pos_embd_; }    // [n_ctx, d_model] (learned)
+  const Tensor& final_norm() const { return output_norm_; }         // [d_model]
+  const Tensor& final_norm_bias() const { return output_norm_b_; }  // [d_model] (LayerNorm)
+  const Tensor& unembedding() const { return output_; }             // [d_vocab, d_model]
   const std::vector<LayerWeights>& layers() const { return layers_; }
   // Every tensor of the checkpoint by its (GGUF) name, in file order, for `info`.
   const std::vector<std::pair<std::string, Tensor>>& tensors() const { return tensors_; }
@@ -51,7 +60,7 @@ class Model {
   friend Model load_model(const std::string& path);
   std::string path_;
   ModelConfig config_;
-  Tensor tok_embd_, output_norm_, output_;
+  Tensor tok_embd_, pos_embd_, output_norm_, output_norm_b_, output_;
   std::vector<LayerWeights> layers_;
   std::vector<std::pair<std::string, Tensor>> tensors_;
   std::shared_ptr<const GgufFile> gguf_;

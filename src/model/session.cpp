@@ -21,7 +21,11 @@ float dot(const float* a, const float* b, int64_t n) {
 }  // namespace
 
 Session::Session(const Model& model, SessionOptions options)
-    : model_(model), options_(options), pool_(options.n_threads), hooks_(model.config()) {
+    : model_(model),
+      options_(options),
+      pool_(options.n_threads),
+      hooks_(model.config()),
+      inv_freq_(rope_inv_freq(model.config())) {
   model_.check_computable();
   const ModelConfig& c = model_.config();
   n_ctx_ = options_.n_ctx > 0 ? std::min(options_.n_ctx, c.n_ctx) : c.n_ctx;
@@ -89,13 +93,19 @@ Tensor Session::run(std::span<const int32_t> tokens, LogitsMode mode) {
                          x_.data() + i * c.d_model);
   }
   site<kHooks>(HookPoint::kEmbed, -1, x_.data(), {n, c.d_model});
+  if (c.position == PositionType::kLearned) {
+    const Tensor& pos = model_.position_embedding();
+    ops::dequantize_rows(pos.dtype(), pos.raw(), c.d_model, n_past_, n_past_ + n, tmp_.data());
+    site<kHooks>(HookPoint::kPosEmbed, -1, tmp_.data(), {n, c.d_model});
+    ops::add_inplace(x_.data(), tmp_.data(), n * c.d_model);
+  }
   for (int layer = 0; layer < c.n_layers; ++layer) {
     site<kHooks>(HookPoint::kResidPre, layer, x_.data(), {n, c.d_model});
     attention_block<kHooks>(layer, n);
     mlp_block<kHooks>(layer, n);
   }
-  rms_norm<kHooks>(HookPoint::kLnFinalScale, HookPoint::kLnFinalNormalized, -1, n,
-                   model_.final_norm());
+  norm<kHooks>(HookPoint::kLnFinalScale, HookPoint::kLnFinalNormalized, -1, n, model_.final_norm(),
+               model_.final_norm_bias());
   if (mode == LogitsMode::kNone) return Tensor();
   const int64_t first = mode == LogitsMode::kLast ? n - 1 : 0;
   Tensor logits = Tensor::zeros(DType::kF32, {n - first, c.d_vocab});
@@ -104,33 +114,57 @@ Tensor Session::run(std::span<const int32_t> tokens, LogitsMode mode) {
   return logits;
 }
 
+// TL's hook semantics differ by norm: RMSNorm's hook_normalized is x / scale before the weight,
+// LayerNorm's is the full output (x - mean) / scale * w + b.
 template <bool kHooks>
-void Session::rms_norm(HookPoint scale_point, HookPoint normalized_point, int layer, int64_t n,
-                       const Tensor& weight) {
-  const int64_t d = model_.config().d_model;
-  ops::rms_scale(x_.data(), n, d, model_.config().norm_eps, scale_.data());
+void Session::norm(HookPoint scale_point, HookPoint normalized_point, int layer, int64_t n,
+                   const Tensor& weight, const Tensor& bias) {
+  const ModelConfig& c = model_.config();
+  const int64_t d = c.d_model;
+  if (c.norm == NormType::kRms) {
+    ops::rms_scale(x_.data(), n, d, c.norm_eps, scale_.data());
+    site<kHooks>(scale_point, layer, scale_.data(), {n, 1});
+    ops::divide_rows(x_.data(), n, d, scale_.data(), xn_.data());
+    site<kHooks>(normalized_point, layer, xn_.data(), {n, d});
+    ops::mul_columns(xn_.data(), n, d, weight.data<float>());
+    return;
+  }
+  ops::center_rows(x_.data(), n, d, xn_.data());
+  ops::rms_scale(xn_.data(), n, d, c.norm_eps, scale_.data());
   site<kHooks>(scale_point, layer, scale_.data(), {n, 1});
-  ops::divide_rows(x_.data(), n, d, scale_.data(), xn_.data());
-  site<kHooks>(normalized_point, layer, xn_.data(), {n, d});
+  ops::divide_rows(xn_.data(), n, d, scale_.data(), xn_.data());
   ops::mul_columns(xn_.data(), n, d, weight.data<float>());
+  ops::add_columns(xn_.data(), n, d, bias.data<float>());
+  site<kHooks>(normalized_point, layer, xn_.data(), {n, d});
+}
+
+// y[n, m] = x @ w^T (+ b when the model has that bias).
+void Session::linear(const float* x, int64_t n, int64_t k, const Tensor& w, const Tensor& b,
+                     float* y) {
+  ops::matmul_wt(x, n, k, w, y, pool_);
+  if (b.defined()) ops::add_columns(y, n, w.dim(0), b.data<float>());
 }
 
 template <bool kHooks>
 void Session::attention_block(int layer, int64_t n) {
   const ModelConfig& c = model_.config();
   const LayerWeights& w = model_.layers()[static_cast<size_t>(layer)];
-  rms_norm<kHooks>(HookPoint::kLn1Scale, HookPoint::kLn1Normalized, layer, n, w.attn_norm);
-  ops::matmul_wt(xn_.data(), n, c.d_model, w.wq, q_.data(), pool_);
-  ops::matmul_wt(xn_.data(), n, c.d_model, w.wk, k_.data(), pool_);
-  ops::matmul_wt(xn_.data(), n, c.d_model, w.wv, v_.data(), pool_);
+  norm<kHooks>(HookPoint::kLn1Scale, HookPoint::kLn1Normalized, layer, n, w.attn_norm,
+               w.attn_norm_b);
+  linear(xn_.data(), n, c.d_model, w.wq, w.bq, q_.data());
+  linear(xn_.data(), n, c.d_model, w.wk, w.bk, k_.data());
+  linear(xn_.data(), n, c.d_model, w.wv, w.bv, v_.data());
   site<kHooks>(HookPoint::kAttnQ, layer, q_.data(), {n, c.n_heads, c.d_head});
   site<kHooks>(HookPoint::kAttnK, layer, k_.data(), {n, c.n_kv_heads, c.d_head});
   site<kHooks>(HookPoint::kAttnV, layer, v_.data(), {n, c.n_kv_heads, c.d_head});
-  const bool interleaved = c.rope_style == RopeStyle::kInterleaved;
-  ops::rope(q_.data(), n, c.n_heads, c.d_head, c.rope_dims, n_past_, c.rope_theta, interleaved);
-  ops::rope(k_.data(), n, c.n_kv_heads, c.d_head, c.rope_dims, n_past_, c.rope_theta, interleaved);
-  site<kHooks>(HookPoint::kAttnRotQ, layer, q_.data(), {n, c.n_heads, c.d_head});
-  site<kHooks>(HookPoint::kAttnRotK, layer, k_.data(), {n, c.n_kv_heads, c.d_head});
+  if (c.position == PositionType::kRope) {
+    const bool interleaved = c.rope_style == RopeStyle::kInterleaved;
+    const auto n_freq = static_cast<int64_t>(inv_freq_.size());
+    ops::rope(q_.data(), n, c.n_heads, c.d_head, inv_freq_.data(), n_freq, n_past_, interleaved);
+    ops::rope(k_.data(), n, c.n_kv_heads, c.d_head, inv_freq_.data(), n_freq, n_past_, interleaved);
+    site<kHooks>(HookPoint::kAttnRotQ, layer, q_.data(), {n, c.n_heads, c.d_head});
+    site<kHooks>(HookPoint::kAttnRotK, layer, k_.data(), {n, c.n_kv_heads, c.d_head});
+  }
   // Append this call's keys and values to the cache.
   const size_t kv_row = static_cast<size_t>(c.kv_dim());
   float* kc = k_cache_[static_cast<size_t>(layer)].mutable_data<float>();
@@ -149,7 +183,7 @@ void Session::attention_block(int layer, int64_t n) {
     attend_streaming(layer, n);
   }
   site<kHooks>(HookPoint::kAttnZ, layer, z_.data(), {n, c.n_heads, c.d_head});
-  ops::matmul_wt(z_.data(), n, c.q_dim(), w.wo, tmp_.data(), pool_);
+  linear(z_.data(), n, c.q_dim(), w.wo, w.bo, tmp_.data());
   site<kHooks>(HookPoint::kAttnOut, layer, tmp_.data(), {n, c.d_model});
   ops::add_inplace(x_.data(), tmp_.data(), n * c.d_model);
   site<kHooks>(HookPoint::kResidMid, layer, x_.data(), {n, c.d_model});
@@ -225,14 +259,20 @@ template <bool kHooks>
 void Session::mlp_block(int layer, int64_t n) {
   const ModelConfig& c = model_.config();
   const LayerWeights& w = model_.layers()[static_cast<size_t>(layer)];
-  rms_norm<kHooks>(HookPoint::kLn2Scale, HookPoint::kLn2Normalized, layer, n, w.ffn_norm);
-  ops::matmul_wt(xn_.data(), n, c.d_model, w.w_gate, gate_.data(), pool_);
-  ops::matmul_wt(xn_.data(), n, c.d_model, w.w_up, up_.data(), pool_);
-  site<kHooks>(HookPoint::kMlpPre, layer, gate_.data(), {n, c.d_mlp});
-  site<kHooks>(HookPoint::kMlpPreLinear, layer, up_.data(), {n, c.d_mlp});
-  ops::silu_mul(gate_.data(), up_.data(), n * c.d_mlp, post_.data());
+  norm<kHooks>(HookPoint::kLn2Scale, HookPoint::kLn2Normalized, layer, n, w.ffn_norm, w.ffn_norm_b);
+  if (c.mlp == MlpType::kGatedSilu) {
+    linear(xn_.data(), n, c.d_model, w.w_gate, Tensor(), gate_.data());
+    linear(xn_.data(), n, c.d_model, w.w_up, w.b_up, up_.data());
+    site<kHooks>(HookPoint::kMlpPre, layer, gate_.data(), {n, c.d_mlp});
+    site<kHooks>(HookPoint::kMlpPreLinear, layer, up_.data(), {n, c.d_mlp});
+    ops::silu_mul(gate_.data(), up_.data(), n * c.d_mlp, post_.data());
+  } else {
+    linear(xn_.data(), n, c.d_model, w.w_up, w.b_up, gate_.data());
+    site<kHooks>(HookPoint::kMlpPre, layer, gate_.data(), {n, c.d_mlp});
+    ops::gelu_tanh(gate_.data(), n * c.d_mlp, post_.data());
+  }
   site<kHooks>(HookPoint::kMlpPost, layer, post_.data(), {n, c.d_mlp});
-  ops::matmul_wt(post_.data(), n, c.d_mlp, w.w_down, tmp_.data(), pool_);
+  linear(post_.data(), n, c.d_mlp, w.w_down, w.b_down, tmp_.data());
   site<kHooks>(HookPoint::kMlpOut, layer, tmp_.data(), {n, c.d_model});
   ops::add_inplace(x_.data(), tmp_.data(), n * c.d_model);
   site<kHooks>(HookPoint::kResidPost, layer, x_.data(), {n, c.d_model});

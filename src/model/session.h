@@ -6,7 +6,8 @@
 //   x_      [n, d_model]   residual stream          xn_    [n, d_model]  normalized input
 //   scale_  [n]            RMSNorm scale            q_     [n, n_heads * d_head]
 //   k_, v_  [n, kv_dim]    new keys / values        z_     [n, n_heads * d_head]
-//   tmp_    [n, d_model]   attn_out / mlp_out       gate_, up_, post_ [n, d_mlp]
+//   tmp_    [n, d_model]   pos_embed / attn_out / mlp_out
+//   gate_, up_, post_ [n, d_mlp] (a GELU MLP keeps its pre-activation in gate_)
 //   scores_ [n_heads, n, T] only when a scores/pattern hook is active on that layer
 //   k_cache_[L], v_cache_[L]: [n_ctx, kv_dim]
 #pragma once
@@ -62,8 +63,9 @@ class Session {
   template <bool kHooks>
   void mlp_block(int layer, int64_t n);
   template <bool kHooks>
-  void rms_norm(HookPoint scale_point, HookPoint normalized_point, int layer, int64_t n,
-                const Tensor& weight);
+  void norm(HookPoint scale_point, HookPoint normalized_point, int layer, int64_t n,
+            const Tensor& weight, const Tensor& bias);
+  void linear(const float* x, int64_t n, int64_t k, const Tensor& w, const Tensor& b, float* y);
   // Causal attention for queries rows [0, n) over keys [0, n_past + n); z_ gets the result.
   void attend_streaming(int layer, int64_t n);
   template <bool kHooks>
@@ -83,6 +85,7 @@ class Session {
   SessionOptions options_;
   ThreadPool pool_;
   HookRegistry hooks_;
+  std::vector<double> inv_freq_;  // RoPE inverse frequencies (empty without RoPE)
   int64_t n_ctx_ = 0;
   int64_t n_past_ = 0;
   int64_t capacity_ = 0;

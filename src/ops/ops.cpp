@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/half.h"
+#include "ops/quant.h"
 
 namespace glassbox::ops {
 
@@ -30,6 +31,28 @@ void divide_rows(const float* x, int64_t n, int64_t d, const float* scale, float
 void mul_columns(float* x, int64_t n, int64_t d, const float* w) {
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < d; ++j) x[i * d + j] *= w[j];
+}
+
+void center_rows(const float* x, int64_t n, int64_t d, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    double sum = 0.0;
+    for (int64_t j = 0; j < d; ++j) sum += x[i * d + j];
+    const float mean = static_cast<float>(sum / static_cast<double>(d));
+    for (int64_t j = 0; j < d; ++j) out[i * d + j] = x[i * d + j] - mean;
+  }
+}
+
+void add_columns(float* x, int64_t n, int64_t d, const float* b) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < d; ++j) x[i * d + j] += b[j];
+}
+
+void gelu_tanh(const float* x, int64_t n, float* out) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    out[i] = 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
+  }
 }
 
 void add_inplace(float* y, const float* x, int64_t n) {
@@ -60,7 +83,8 @@ void softmax_row(float* x, int64_t n) {
 }
 
 bool weight_dtype_supported(DType dtype) {
-  return dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16;
+  return dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16 ||
+         is_quant_type(dtype);
 }
 
 void dequantize_rows(DType dtype, const void* src, int64_t k, int64_t row_begin, int64_t row_end,
@@ -80,8 +104,16 @@ void dequantize_rows(DType dtype, const void* src, int64_t k, int64_t row_begin,
       for (int64_t i = 0; i < count; ++i) dst[i] = bf16_to_f32(s[i]);
       return;
     }
-    default:
-      GLASSBOX_ASSERT(false && "dequantize_rows: unsupported dtype (checked at load)");
+    default: {
+      GLASSBOX_ASSERT(is_quant_type(dtype) &&
+                      "dequantize_rows: unsupported dtype (checked at load)");
+      const size_t row_bytes = dtype_bytes(dtype, k);  // k is whole blocks (checked at load)
+      const auto* s = static_cast<const uint8_t*>(src);
+      for (int64_t r = row_begin; r < row_end; ++r) {
+        dequantize_row(dtype, s + r * row_bytes, dst + (r - row_begin) * k, k);
+      }
+      return;
+    }
   }
 }
 
@@ -98,6 +130,10 @@ void matmul_wt(const float* x, int64_t n, int64_t k, const Tensor& w, float* y, 
                   static_cast<int>(k), 1.0f, x, static_cast<int>(k), wd, static_cast<int>(k), 0.0f,
                   y, static_cast<int>(m));
     }
+    return;
+  }
+  if (has_int_kernel(w.dtype())) {  // integer kernels on the blocks, activations as int8
+    quant_matmul(x, n, k, w.dtype(), w.raw(), m, y, pool);
     return;
   }
   // Other dtypes: convert a tile of weight rows to f32, multiply, repeat. Each thread owns a
@@ -118,22 +154,21 @@ void matmul_wt(const float* x, int64_t n, int64_t k, const Tensor& w, float* y, 
   });
 }
 
-void rope(float* x, int64_t n_pos, int64_t n_heads, int64_t d_head, int64_t rope_dims,
-          int64_t pos_start, double theta, bool interleaved) {
-  const int64_t half = rope_dims / 2;
-  std::vector<float> cos_t(static_cast<size_t>(half)), sin_t(static_cast<size_t>(half));
+void rope(float* x, int64_t n_pos, int64_t n_heads, int64_t d_head, const double* inv_freq,
+          int64_t n_freq, int64_t pos_start, bool interleaved) {
+  std::vector<float> cos_t(static_cast<size_t>(n_freq)), sin_t(static_cast<size_t>(n_freq));
   for (int64_t p = 0; p < n_pos; ++p) {
+    // Angles in double: positions times frequencies lose digits in float at long contexts.
     const double pos = static_cast<double>(pos_start + p);
-    for (int64_t i = 0; i < half; ++i) {
-      const double freq = std::pow(theta, -2.0 * static_cast<double>(i) / rope_dims);
-      cos_t[i] = static_cast<float>(std::cos(pos * freq));
-      sin_t[i] = static_cast<float>(std::sin(pos * freq));
+    for (int64_t i = 0; i < n_freq; ++i) {
+      cos_t[i] = static_cast<float>(std::cos(pos * inv_freq[i]));
+      sin_t[i] = static_cast<float>(std::sin(pos * inv_freq[i]));
     }
     for (int64_t h = 0; h < n_heads; ++h) {
       float* v = x + (p * n_heads + h) * d_head;
-      for (int64_t i = 0; i < half; ++i) {
+      for (int64_t i = 0; i < n_freq; ++i) {
         const int64_t a = interleaved ? 2 * i : i;
-        const int64_t b = interleaved ? 2 * i + 1 : i + half;
+        const int64_t b = interleaved ? 2 * i + 1 : i + n_freq;
         const float x0 = v[a], x1 = v[b];
         v[a] = x0 * cos_t[i] - x1 * sin_t[i];
         v[b] = x0 * sin_t[i] + x1 * cos_t[i];

@@ -16,10 +16,16 @@ void rms_scale(const float* x, int64_t n, int64_t d, double eps, float* scale);
 void divide_rows(const float* x, int64_t n, int64_t d, const float* scale, float* out);
 // x[i, j] *= w[j]
 void mul_columns(float* x, int64_t n, int64_t d, const float* w);
+// out[i, j] = x[i, j] - mean_j x[i, j]  (out may alias x; mean accumulated in double)
+void center_rows(const float* x, int64_t n, int64_t d, float* out);
+// x[i, j] += b[j]
+void add_columns(float* x, int64_t n, int64_t d, const float* b);
 // Element-wise y += x over n values.
 void add_inplace(float* y, const float* x, int64_t n);
 // post[i] = silu(gate[i]) * up[i]
 void silu_mul(const float* gate, const float* up, int64_t n, float* post);
+// out[i] = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))  — GPT-2's "gelu_new"
+void gelu_tanh(const float* x, int64_t n, float* out);
 // In-place softmax of one row; -inf entries become 0. A row of all -inf becomes all 0.
 void softmax_row(float* x, int64_t n);
 
@@ -28,14 +34,15 @@ bool weight_dtype_supported(DType dtype);
 // dst[r, :] = float(src row r) for rows [row_begin, row_end) of a [rows, k] weight of `dtype`.
 void dequantize_rows(DType dtype, const void* src, int64_t k, int64_t row_begin, int64_t row_end,
                      float* dst);
-// y[n, m] = x[n, k] @ w^T where w is a [m, k] weight (F32 via BLAS; other dtypes converted
-// tile by tile). `pool` splits non-F32 work by output columns.
+// y[n, m] = x[n, k] @ w^T where w is a [m, k] weight (F32 via BLAS; Q8_0/Q4_0/Q4_K/Q5_K/Q6_K
+// by the integer kernels of ops/quant.h, on int8-rounded x; other dtypes converted tile by tile).
+// `pool` splits non-F32 work by output columns.
 void matmul_wt(const float* x, int64_t n, int64_t k, const Tensor& w, float* y, ThreadPool& pool);
 
 // Rotary embedding on x [n_pos, n_heads, d_head] for absolute positions pos_start + i.
-// Rotates the first rope_dims dims of each head by angle pos * theta^(-2i/rope_dims), pairing
-// (2i, 2i+1) when interleaved, else (i, i + rope_dims/2) (NeoX / Hugging Face layout).
-void rope(float* x, int64_t n_pos, int64_t n_heads, int64_t d_head, int64_t rope_dims,
-          int64_t pos_start, double theta, bool interleaved);
+// Rotates the first 2 * n_freq dims of each head by angle pos * inv_freq[i], pairing
+// (2i, 2i+1) when interleaved, else (i, i + n_freq) (NeoX / Hugging Face layout).
+void rope(float* x, int64_t n_pos, int64_t n_heads, int64_t d_head, const double* inv_freq,
+          int64_t n_freq, int64_t pos_start, bool interleaved);
 
 }  // namespace glassbox::ops

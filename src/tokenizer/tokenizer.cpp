@@ -3,9 +3,13 @@
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "io/mapped_file.h"
+#include "tokenizer/bpe.h"
+#include "tokenizer/bpe_bytes.h"
 #include "tokenizer/spm_bpe.h"
 #include "tokenizer/utf8.h"
 
@@ -27,8 +31,24 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return load_bpe_tokenizer((std::filesystem::path(path) / "tokenizer.json").string());
+  }
   const auto file = MappedFile::open(path);
   const std::span<const uint8_t> bytes(file->data(), file->size());
+  // tokenizer.json is a JSON object; neither binary format starts with '{' after whitespace
+  // except a llama2.c file whose max_token_length happens to be 123, hence the fallback below.
+  const auto first = std::find_if(bytes.begin(), bytes.end(), [](uint8_t c) {
+    return c != ' ' && c != '\t' && c != '\n' && c != '\r';
+  });
+  std::string json_error;
+  if (first != bytes.end() && *first == '{') {
+    // A syntax check without building the document: only JSON goes to the BPE reader, whose
+    // errors then stand (a broken tokenizer.json should not be reported as a broken .bin).
+    if (nlohmann::json::accept(bytes.begin(), bytes.end())) return load_bpe_tokenizer(path);
+    json_error = "not valid JSON";
+  }
   // A llama2.c vocabulary must parse to exactly the end of the file, which a protobuf will not
   // do by accident, so it is tried first; whatever fails that goes to libsentencepiece.
   std::string llama2c_error;
@@ -41,10 +61,10 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
     return load_sentencepiece_model(
         std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path);
   } catch (const Error& e) {
-    throw Error(ErrorCode::kFormat, path +
-                                        ": neither a llama2.c vocabulary nor a SentencePiece "
-                                        "model (as llama2.c: " +
-                                        llama2c_error + "; as SentencePiece: " + e.what() + ")");
+    throw Error(ErrorCode::kFormat,
+                path + ": neither a llama2.c vocabulary nor a SentencePiece model (" +
+                    (json_error.empty() ? "" : "as tokenizer.json: " + json_error + "; ") +
+                    "as llama2.c: " + llama2c_error + "; as SentencePiece: " + e.what() + ")");
   }
 }
 
@@ -53,6 +73,17 @@ std::string StreamDecoder::push(int32_t id) {
     throw Error(ErrorCode::kInvalidArgument,
                 "token id " + std::to_string(id) + " is out of range for a vocabulary of " +
                     std::to_string(tokenizer_.vocab_size()) + " pieces");
+  }
+  // Byte-level vocabularies: decode is context-free bytes + UTF-8 repair, so return the repaired
+  // bytes up to a trailing incomplete character and keep only that (it cannot merge with
+  // anything before it under the repair, bpe_bytes.h).
+  if (const std::optional<std::string_view> bytes = tokenizer_.token_bytes(id)) {
+    pending_.append(*bytes);
+    const size_t ready = pending_.size() - bpe_bytes::incomplete_tail(pending_);
+    std::string out;
+    bpe_bytes::append_utf8_lossy(std::string_view(pending_).substr(0, ready), &out);
+    pending_.erase(0, ready);
+    return out;
   }
   ids_.push_back(id);
   const std::string text = tokenizer_.decode(ids_);
@@ -102,8 +133,10 @@ std::string StreamDecoder::push(int32_t id) {
 std::string StreamDecoder::flush() {
   const std::string text = tokenizer_.decode(ids_);
   std::string out = emitted_ < text.size() ? text.substr(emitted_) : std::string();
+  bpe_bytes::append_utf8_lossy(pending_, &out);
   ids_.clear();
   emitted_ = 0;
+  pending_.clear();
   return out;
 }
 

@@ -1,8 +1,9 @@
 // Tokenizer: the one interface every vocabulary sits behind (SentencePiece .model files via
 // libsentencepiece, llama2.c tok*.bin vocabularies and GGUF-embedded vocabularies via our own
-// SentencePiece-BPE implementation in spm_bpe.h). Owns text <-> id conversion only; models never
-// see text. Loaders throw glassbox::Error naming the file; nothing here exits or aborts on bad
-// input. See docs/tokenizers.md for the normalization decisions.
+// SentencePiece-BPE implementation in spm_bpe.h, Hugging Face tokenizer.json byte-level BPE via
+// bpe.h). Owns text <-> id conversion only; models never see text. Loaders throw
+// glassbox::Error naming the file; nothing here exits or aborts on bad input. See
+// docs/tokenizers.md for the normalization decisions.
 #pragma once
 
 #include <cstdint>
@@ -22,17 +23,23 @@ class Tokenizer {
   virtual ~Tokenizer() = default;
 
   virtual int32_t vocab_size() const = 0;
-  // Encodes text exactly as SentencePiece would (dummy-prefix space, byte fallback or <unk>),
-  // without BOS/EOS. Empty text gives no ids. Any bytes are accepted: invalid UTF-8 is treated
-  // as U+FFFD, one per offending byte, as SentencePiece's normalizer does.
+  // Encodes text exactly as the vocabulary's own library would, without BOS/EOS; empty text
+  // gives no ids; any bytes are accepted. SentencePiece vocabularies: as SentencePiece (dummy
+  // prefix, byte fallback or <unk>; invalid UTF-8 becomes U+FFFD, one per offending byte).
+  // Byte-level BPE: as Hugging Face tokenizers with add_special_tokens=False (added tokens in
+  // the text are matched); invalid UTF-8 is kept byte for byte (see bpe.h).
   virtual std::vector<int32_t> encode(std::string_view text) const = 0;
-  // Inverse of encode: BOS/EOS/control ids produce no text, byte pieces are reassembled into
-  // UTF-8 (bytes that form no valid character become U+FFFD), <unk> becomes " \u2047 ", the
-  // dummy-prefix space of the first piece is removed. Throws Error(kInvalidArgument) for an id
-  // outside [0, vocab_size).
+  // Inverse of encode; the result is valid UTF-8. SentencePiece: BOS/EOS/control ids produce no
+  // text, byte pieces are reassembled into UTF-8 (bytes that form no valid character become
+  // U+FFFD), <unk> becomes " \u2047 ", the dummy-prefix space of the first piece is removed.
+  // Byte-level BPE: token bytes concatenated (added/special tokens give their content), each
+  // maximal ill-formed subsequence becoming one U+FFFD, as HF does. Throws
+  // Error(kInvalidArgument) for an id outside [0, vocab_size).
   virtual std::string decode(std::span<const int32_t> ids) const = 0;
-  // The piece of one id in SentencePiece form (for display; U+2581 kept as is, BOS/EOS as
-  // "<s>"/"</s>" also for llama2.c vocabularies). Throws Error(kInvalidArgument) when out of range.
+  // The piece of one id for display: SentencePiece form (U+2581 kept as is, BOS/EOS as
+  // "<s>"/"</s>" also for llama2.c vocabularies), or a BPE entry as tokenizer.json spells it
+  // ("\u0120the"; added tokens as their content). Throws Error(kInvalidArgument) when out of
+  // range.
   virtual std::string piece(int32_t id) const = 0;
   virtual std::optional<int32_t> bos_id() const = 0;
   virtual std::optional<int32_t> eos_id() const = 0;
@@ -40,16 +47,29 @@ class Tokenizer {
   // The byte a byte-fallback piece (<0xNN>) stands for; nullopt for every other id (also out of
   // range). StreamDecoder uses it to hold back incomplete UTF-8 sequences.
   virtual std::optional<uint8_t> byte_value(int32_t id) const = 0;
-  // Whether prompts should start with BOS (GGUF tokenizer.ggml.add_bos_token; true otherwise).
+  // Whether prompts should start with BOS (GGUF tokenizer.ggml.add_bos_token; for BPE see
+  // make_bpe_tokenizer; true otherwise).
   virtual bool add_bos_by_default() const { return true; }
+  // The exact bytes an id stands for when they do not depend on its neighbours (byte-level BPE:
+  // every id); nullopt otherwise (SentencePiece) and out of range. decode() of such a vocabulary
+  // is these bytes concatenated and repaired by bpe_bytes::append_utf8_lossy; StreamDecoder
+  // relies on that.
+  virtual std::optional<std::string_view> token_bytes(int32_t id) const { return std::nullopt; }
 
   // encode() plus optional BOS in front and EOS at the end (when the vocabulary has them).
   std::vector<int32_t> encode(std::string_view text, bool add_bos, bool add_eos) const;
 };
 
-// Loads a tokenizer file by content: a llama2.c vocabulary (.bin; vocab size taken from the file)
-// or a SentencePiece model protobuf (.model). Throws Error naming the file on failure.
+// Loads a tokenizer file by content: a Hugging Face tokenizer.json (a JSON object; a directory
+// holding tokenizer.json also works), a llama2.c vocabulary (.bin; vocab size taken from the
+// file) or a SentencePiece model protobuf (.model). Throws Error naming the file on failure.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
+
+// A Hugging Face tokenizer.json with a byte-level BPE model (GPT-2, Llama 3, ...), with
+// tokenizer_config.json from the same directory when present (BOS/EOS, add_bos_token). Throws
+// Error naming the file and the field: kIo, kFormat, kUnsupported (other model types such as
+// Unigram or WordPiece, normalizers, ...). See bpe.h and docs/tokenizers.md.
+std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::string& path);
 
 // How to normalize text for a vocabulary that does not say so itself (llama2.c .bin files).
 // nullopt = infer: a vocabulary holding a piece with two consecutive spaces cannot have been
@@ -73,8 +93,9 @@ std::unique_ptr<Tokenizer> load_sentencepiece_model(std::string_view serialized,
                                                     const std::string& source);
 
 // Incremental decoding for streaming output: push ids one by one, receive the newly completed
-// text (an incomplete UTF-8 sequence is held back until its last byte arrives). The
-// concatenation of all push() results and flush() equals tokenizer.decode(all ids).
+// text (an incomplete UTF-8 sequence is held back until its last byte arrives, also when a
+// byte-level BPE token ends inside a character). The concatenation of all push() results and
+// flush() equals tokenizer.decode(all ids).
 // Cost per push is bounded by the ids since the last piece that produced text, not by the
 // length of the stream.
 class StreamDecoder {
@@ -92,6 +113,9 @@ class StreamDecoder {
   // non-empty, so that decode(ids_) continues the stream exactly (no dummy-prefix stripping).
   std::vector<int32_t> ids_;
   size_t emitted_ = 0;  // bytes of decode(ids_) already returned
+  // Byte-level vocabularies (token_bytes): bytes not yet returned, an incomplete character at
+  // most (0..3 bytes).
+  std::string pending_;
 };
 
 }  // namespace glassbox

@@ -3,7 +3,8 @@
 
 Written from the architecture and file-format descriptions only (not from glassbox's C++), so
 that the engine can be checked against something that shares none of its code paths:
-  * readers for llama2.c checkpoints and GGUF v2/v3 (F32, F16, BF16 tensors);
+  * readers for llama2.c checkpoints and GGUF v2/v3 (F32, F16, BF16 tensors, and the ggml block
+    quantizations Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, dequantized exactly to float64);
   * a float64 forward pass over ONE sequence, full causal attention recomputed from scratch
     (no KV cache), exposing TransformerLens hook values (names verbatim, batch axis dropped);
   * greedy generation that recomputes the whole sequence at every step and records the
@@ -143,8 +144,98 @@ def _bf16_to_f32(u16):
     return (u16.astype(np.uint32) << 16).view(np.float32)
 
 
-def read_gguf_raw(path):
-    """Returns (version, metadata dict, {name: float32 numpy array in row-major [.., ne1, ne0]})."""
+# --------------------------------------------------------------------------------------------
+# GGML block quantization: numpy dequantizers, written from the published block layouts
+# (ggml type id -> name, elements per block, bytes per block). Results are float64 and exact:
+# every value is d * scale * code (- dmin * min), products of an f16 and small integers.
+# --------------------------------------------------------------------------------------------
+
+GGML_QUANT = {2: ("q4_0", 32, 18), 3: ("q4_1", 32, 20), 6: ("q5_0", 32, 22), 7: ("q5_1", 32, 24),
+              8: ("q8_0", 32, 34), 12: ("q4_k", 256, 144), 13: ("q5_k", 256, 176),
+              14: ("q6_k", 256, 210)}
+
+
+def _f16(blocks, offset):
+    """The f16 at byte `offset` of every block, as float64 [n_blocks, 1]."""
+    return blocks[:, offset:offset + 2].copy().view("<f2").astype(np.float64)
+
+
+def _nibbles32(qs):
+    """[nb, 16] bytes -> [nb, 32] codes: element j < 16 is the low nibble of byte j, element
+    j + 16 its high nibble."""
+    return np.concatenate([qs & 15, qs >> 4], axis=1).astype(np.int64)
+
+
+def _fifth_bit32(qh4):
+    """[nb, 4] bytes (a little-endian u32) -> [nb, 32]: bit j for element j."""
+    bits = qh4.copy().view("<u4").astype(np.int64)  # [nb, 1]
+    return (bits >> np.arange(32)) & 1
+
+
+def _k_scales_mins(sc12):
+    """Q4_K/Q5_K: 12 bytes -> (6-bit scales, 6-bit mins), each [nb, 8]: sub-blocks 0-3 keep
+    their low 6 bits in bytes 0-3 (scale) and 4-7 (min); sub-blocks 4-7 take their low 4 bits
+    from the nibbles of bytes 8-11 and their top 2 bits from the top bits of bytes 0-3 / 4-7."""
+    s = sc12.astype(np.int64)
+    sc_lo, m_lo = s[:, 0:4] & 63, s[:, 4:8] & 63
+    sc_hi = (s[:, 8:12] & 15) | ((s[:, 0:4] >> 6) << 4)
+    m_hi = (s[:, 8:12] >> 4) | ((s[:, 4:8] >> 6) << 4)
+    return np.concatenate([sc_lo, sc_hi], axis=1), np.concatenate([m_lo, m_hi], axis=1)
+
+
+def _k_codes(qs128):
+    """Q4_K/Q5_K: 128 bytes -> [nb, 8, 32] 4-bit codes: 32-byte chunk c holds sub-block 2c in
+    its low nibbles and sub-block 2c + 1 in its high nibbles."""
+    q = qs128.reshape(-1, 4, 32).astype(np.int64)
+    return np.stack([q & 15, q >> 4], axis=2).reshape(-1, 8, 32)
+
+
+def dequantize_ggml(ttype, raw, n):
+    """raw: uint8 array holding n elements of ggml type `ttype` -> float64 [n]."""
+    name, bs, bb = GGML_QUANT[ttype]
+    if n % bs:
+        raise ValueError(f"{n} elements is not a whole number of {name} blocks")
+    b = raw[:n // bs * bb].reshape(n // bs, bb)
+    if name == "q8_0":
+        x = _f16(b, 0) * b[:, 2:34].view(np.int8).astype(np.float64)
+    elif name == "q4_0":
+        x = _f16(b, 0) * (_nibbles32(b[:, 2:18]) - 8)
+    elif name == "q4_1":
+        x = _f16(b, 0) * _nibbles32(b[:, 4:20]) + _f16(b, 2)
+    elif name == "q5_0":
+        x = _f16(b, 0) * ((_nibbles32(b[:, 6:22]) | _fifth_bit32(b[:, 2:6]) << 4) - 16)
+    elif name == "q5_1":
+        x = _f16(b, 0) * (_nibbles32(b[:, 8:24]) | _fifth_bit32(b[:, 4:8]) << 4) + _f16(b, 2)
+    elif name in ("q4_k", "q5_k"):
+        sc, mn = _k_scales_mins(b[:, 4:16])
+        if name == "q4_k":
+            q = _k_codes(b[:, 16:144])
+        else:
+            # 5th bit of element l of sub-block j: bit j of qh[l].
+            qh = b[:, 16:48].astype(np.int64)
+            bit = (qh[:, None, :] >> np.arange(8)[None, :, None]) & 1   # [nb, sub-block, 32]
+            q = _k_codes(b[:, 48:176]) | (bit << 4)
+        x = (_f16(b, 0)[:, :, None] * sc[:, :, None] * q
+             - _f16(b, 2)[:, :, None] * mn[:, :, None])
+    elif name == "q6_k":
+        ql = b[:, 0:128].astype(np.int64).reshape(-1, 2, 64)
+        qh = b[:, 128:192].astype(np.int64).reshape(-1, 2, 32)
+        sc = b[:, 192:208].view(np.int8).astype(np.int64)  # one per 16 elements
+        # Per half of 128: four runs of 32 = (low nibbles of ql[0:32], of ql[32:64], high
+        # nibbles of ql[0:32], of ql[32:64]), topped with bit pairs 0-1, 2-3, 4-5, 6-7 of qh.
+        lo4 = [ql[:, :, 0:32] & 15, ql[:, :, 32:64] & 15, ql[:, :, 0:32] >> 4, ql[:, :, 32:64] >> 4]
+        q = np.stack([lo4[t] | ((qh >> (2 * t)) & 3) << 4 for t in range(4)], axis=2)
+        q = q.reshape(-1, 16, 16) - 32                     # [nb, sub-block of 16, 16]
+        x = _f16(b, 208)[:, :, None] * sc[:, :, None] * q
+    else:
+        raise ValueError(f"no dequantizer for {name}")
+    return x.reshape(n)
+
+
+def read_gguf_raw(path, types_out=None):
+    """Returns (version, metadata dict, {name: numpy array in row-major [.., ne1, ne0]}): float32
+    for float tensors, float64 (exact) for block-quantized ones. types_out: dict filled with
+    {name: ggml type id}."""
     with open(path, "rb") as f:
         data = f.read()
     c = _Cursor(data)
@@ -168,6 +259,8 @@ def read_gguf_raw(path):
         ttype = c.unpack("<I")
         offset = c.unpack("<Q")
         infos.append((name, ne, ttype, offset))
+        if types_out is not None:
+            types_out[name] = ttype
     align = int(meta.get("general.alignment", 32))
     data_start = (c.pos + align - 1) // align * align
     tensors = {}
@@ -181,14 +274,21 @@ def read_gguf_raw(path):
             a = np.frombuffer(data, dtype="<f2", count=n, offset=start).astype(np.float32)
         elif ttype == 30:
             a = _bf16_to_f32(np.frombuffer(data, dtype="<u2", count=n, offset=start))
+        elif ttype in GGML_QUANT:
+            _, bs, bb = GGML_QUANT[ttype]
+            raw = np.frombuffer(data, dtype=np.uint8, count=n // bs * bb, offset=start)
+            a = dequantize_ggml(ttype, raw, n)
         else:
             raise ValueError(f"{path}: tensor {name} has unsupported type {ttype}")
         tensors[name] = a.reshape(shape)
     return version, meta, tensors
 
 
-def read_gguf(path):
-    _, meta, t = read_gguf_raw(path)
+def read_gguf(path, act_groups_out=None):
+    """act_groups_out: dict filled with {weight key: 32 or 256} for block-quantized matrices, the
+    activation group an int8 engine (llama.cpp: Q8_0 / Q8_K) quantizes their input in."""
+    types = {}
+    _, meta, t = read_gguf_raw(path, types)
     arch = meta.get("general.architecture", "llama")
     if arch != "llama":
         raise ValueError(f"{path}: architecture {arch!r} is not llama")
@@ -218,6 +318,14 @@ def read_gguf(path):
     for L in range(cfg["n_layers"]):
         for ours, theirs in names.items():
             w[f"{L}.{ours}"] = t[f"blk.{L}.{theirs}.weight"]
+    if act_groups_out is not None:
+        src = {"unembed": "output.weight" if "output.weight" in t else "token_embd.weight"}
+        for L in range(cfg["n_layers"]):
+            for ours, theirs in names.items():
+                src[f"{L}.{ours}"] = f"blk.{L}.{theirs}.weight"
+        for key, name in src.items():
+            if types[name] in GGML_QUANT:
+                act_groups_out[key] = GGML_QUANT[types[name]][1]  # 32, or 256 (K types)
     return cfg, w
 
 
@@ -237,8 +345,11 @@ def layer_hook_names(L):
 
 
 class LlamaRef:
-    def __init__(self, cfg, weights):
+    def __init__(self, cfg, weights, act_groups=None):
         self.cfg = cfg
+        # Weight key -> group size for emulating int8 activation quantization (forward with
+        # act_quant=True): what an engine computing on quantized blocks does to each input.
+        self.act_groups = act_groups or {}
         self.w = {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in weights.items()}
         c = cfg
         assert c["d_model"] == c["n_heads"] * c["d_head"], "d_model must be n_heads * d_head"
@@ -249,8 +360,9 @@ class LlamaRef:
     def load(path):
         with open(path, "rb") as f:
             magic = f.read(4)
-        cfg, w = read_gguf(path) if magic == b"GGUF" else read_llama2c(path)
-        return LlamaRef(cfg, w)
+        groups = {}
+        cfg, w = read_gguf(path, groups) if magic == b"GGUF" else read_llama2c(path)
+        return LlamaRef(cfg, w, groups)
 
     def hook_names(self):
         names = ["hook_embed"]
@@ -273,6 +385,19 @@ class LlamaRef:
         out[..., 1:r:2] = x0 * sin + x1 * cos
         return out
 
+    def _mm(self, x, key, act_quant):
+        """x @ W[key]^T; with act_quant, the rows of x first rounded as an int8 engine does for
+        a block-quantized W: per group of 32 or 256, codes round(x * 127 / amax) (ties to even)
+        in [-127, 127] times amax / 127."""
+        group = self.act_groups.get(key) if act_quant else None
+        if group:
+            xg = x.reshape(x.shape[0], -1, group)
+            amax = xg.abs().amax(-1, keepdim=True)
+            safe = torch.where(amax > 0, amax, torch.ones_like(amax))
+            xg = torch.round(xg * (127.0 / safe)).clamp(-127, 127) * (safe / 127.0)
+            x = torch.where(amax > 0, xg, torch.zeros_like(xg)).reshape(x.shape)
+        return x @ self.w[key].T
+
     def _rmsnorm(self, x, hooks, prefix):
         scale = torch.sqrt((x * x).mean(-1, keepdim=True) + self.cfg["eps"])  # [pos, 1]
         normalized = x / scale
@@ -280,8 +405,9 @@ class LlamaRef:
         hooks(prefix + ".hook_normalized", normalized)
         return normalized
 
-    def forward(self, tokens, want=None, last_only=False):
+    def forward(self, tokens, want=None, last_only=False, act_quant=False):
         """tokens: list of ids. want: None (no hooks), a set of hook names, or "all".
+        act_quant: emulate int8 activations for the block-quantized weights (see _mm).
         Returns (logits [pos or 1, d_vocab] float64, {hook name: tensor})."""
         c, w = self.cfg, self.w
         cache = {}
@@ -304,9 +430,9 @@ class LlamaRef:
             p = f"blocks.{L}."
             hooks(p + "hook_resid_pre", x)
             xn = self._rmsnorm(x, hooks, p + "ln1") * w[f"{L}.attn_norm"]
-            q = (xn @ w[f"{L}.wq"].T).reshape(n_pos, H, Dh)
-            k = (xn @ w[f"{L}.wk"].T).reshape(n_pos, KV, Dh)
-            v = (xn @ w[f"{L}.wv"].T).reshape(n_pos, KV, Dh)
+            q = self._mm(xn, f"{L}.wq", act_quant).reshape(n_pos, H, Dh)
+            k = self._mm(xn, f"{L}.wk", act_quant).reshape(n_pos, KV, Dh)
+            v = self._mm(xn, f"{L}.wv", act_quant).reshape(n_pos, KV, Dh)
             hooks(p + "attn.hook_q", q)
             hooks(p + "attn.hook_k", k)
             hooks(p + "attn.hook_v", v)
@@ -323,25 +449,25 @@ class LlamaRef:
             hooks(p + "attn.hook_pattern", pattern)
             z = torch.einsum("hqk,khd->qhd", pattern, v_h)           # [pos, H, Dh]
             hooks(p + "attn.hook_z", z)
-            attn_out = z.reshape(n_pos, H * Dh) @ w[f"{L}.wo"].T
+            attn_out = self._mm(z.reshape(n_pos, H * Dh), f"{L}.wo", act_quant)
             hooks(p + "hook_attn_out", attn_out)
             x = x + attn_out
             hooks(p + "hook_resid_mid", x)
             xn2 = self._rmsnorm(x, hooks, p + "ln2") * w[f"{L}.ffn_norm"]
-            pre = xn2 @ w[f"{L}.gate"].T                             # [pos, d_mlp]
-            pre_linear = xn2 @ w[f"{L}.up"].T
+            pre = self._mm(xn2, f"{L}.gate", act_quant)              # [pos, d_mlp]
+            pre_linear = self._mm(xn2, f"{L}.up", act_quant)
             hooks(p + "mlp.hook_pre", pre)
             hooks(p + "mlp.hook_pre_linear", pre_linear)
             post = pre * torch.sigmoid(pre) * pre_linear
             hooks(p + "mlp.hook_post", post)
-            mlp_out = post @ w[f"{L}.down"].T
+            mlp_out = self._mm(post, f"{L}.down", act_quant)
             hooks(p + "hook_mlp_out", mlp_out)
             x = x + mlp_out
             hooks(p + "hook_resid_post", x)
         xf = self._rmsnorm(x, hooks, "ln_final") * w["final_norm"]
         if last_only:
             xf = xf[-1:]
-        logits = xf @ w["unembed"].T                                 # [pos, d_vocab]
+        logits = self._mm(xf, "unembed", act_quant)                 # [pos, d_vocab]
         return logits, cache
 
     def generate(self, prompt, n):

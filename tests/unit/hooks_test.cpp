@@ -79,6 +79,43 @@ TEST_F(HooksTest, GoldenHookList) {
   EXPECT_EQ(got.str(), want.str());
 }
 
+// GPT-2: learned positions add hook_pos_embed; no RoPE means no hook_rot_q/k; the plain MLP has
+// no hook_pre_linear. Golden list written by hand from TransformerLens' GPT-2 hooks.
+TEST(HookNames, Gpt2GoldenHookList) {
+  ModelConfig c;
+  c.architecture = "gpt2";
+  c.d_model = 16;
+  c.d_mlp = 64;
+  c.n_layers = 2;
+  c.n_heads = c.n_kv_heads = 4;
+  c.d_head = 4;
+  c.position = PositionType::kLearned;
+  c.norm = NormType::kLayer;
+  c.mlp = MlpType::kGelu;
+  std::ostringstream got;
+  for (const std::string& name : available_hooks(c)) {
+    got << name << " " << shape_str(hook_shape(resolve_hook_name(name, c).point, c, 7, 9)) << "\n";
+  }
+  std::ifstream f(repo_path("tests/golden/hooks_gpt2_2layer.txt"));
+  ASSERT_TRUE(f) << "missing golden file";
+  std::stringstream want;
+  want << f.rdbuf();
+  EXPECT_EQ(got.str(), want.str());
+  for (const char* missing : {"blocks.0.attn.hook_rot_q", "blocks.1.mlp.hook_pre_linear"}) {
+    try {
+      resolve_hook_name(missing, c);
+      FAIL() << missing << " accepted for gpt2";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+      EXPECT_NE(std::string(e.what()).find("gpt2 architecture has no such point"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  HookRegistry reg(c);
+  EXPECT_THROW(reg.add(HookName{HookPoint::kAttnRotK, 0}, [](const HookEvent&, Tensor&) {}), Error);
+}
+
 TEST_F(HooksTest, HandlesRemoveHooksAtScopeExit) {
   Session s(*model_);
   {

@@ -1,0 +1,54 @@
+// Per-architecture knowledge: how each source format describes a model's hyperparameters and
+// names its tensors. Every loader ends with tensors under GGUF names (token_embd.weight,
+// blk.N.attn_q.weight, ...) in a TensorMap, which bind_weights() turns into LayerWeights with
+// shape checks. The forward pass (model/session.cpp) never sees architecture code.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+#include "io/gguf.h"
+#include "io/llama2c.h"
+#include "model/config.h"
+#include "model/model.h"
+
+namespace glassbox::arch {
+
+using TensorMap = std::map<std::string, Tensor>;
+
+struct BoundWeights {
+  Tensor tok_embd, pos_embd, output_norm, output_norm_b, output;
+  std::vector<LayerWeights> layers;
+};
+// Binds and shape-checks every tensor the config calls for; throws Error "SOURCE: missing tensor
+// NAME" or "SOURCE: tensor NAME has shape [..], expected [..]". Ties output to tok_embd when the
+// config says so.
+BoundWeights bind_weights(const ModelConfig& config, const TensorMap& tensors,
+                          const std::string& source);
+
+// llama (model/arch/llama.cpp)
+ModelConfig llama_config_from_gguf(const GgufFile& gguf);
+ModelConfig llama_config_from_llama2c(const Llama2cHeader& header);
+
+// gpt2 (model/arch/gpt2.cpp)
+ModelConfig gpt2_config_from_gguf(const GgufFile& gguf);
+// GGUF gpt2 stores q, k, v fused as blk.N.attn_qkv.{weight,bias}; adds the three parts as
+// attn_q/attn_k/attn_v views (rows of the fused tensor, no copy).
+void split_fused_qkv(TensorMap& tensors, const ModelConfig& config, const std::string& source);
+
+// Hugging Face checkpoints: config.json + safetensors (model/arch/hf.cpp).
+struct HfCheckpoint {
+  ModelConfig config;
+  TensorMap tensors;                                         // GGUF names
+  std::vector<std::pair<std::string, Tensor>> file_tensors;  // as stored, for `info`
+};
+// `path` is the model directory, its config.json, or a .safetensors / index file inside it.
+HfCheckpoint load_hf_checkpoint(const std::string& path);
+// Whether `path` looks like a Hugging Face checkpoint (a directory with config.json, a
+// config.json, or a .safetensors / .safetensors.index.json file).
+bool is_hf_checkpoint(const std::string& path);
+
+}  // namespace glassbox::arch

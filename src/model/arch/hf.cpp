@@ -1,0 +1,274 @@
+// Hugging Face checkpoints: config.json + model.safetensors (or shards with an index).
+// Supported: LlamaForCausalLM (RoPE in HF's rotate-half layout, GQA, Llama 3 rope scaling, tied
+// or untied embeddings) and GPT2LMHeadModel (Conv1D weights stored [in, out], transposed here).
+// Tensors are renamed to GGUF names so bind_weights() serves every format.
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "io/safetensors.h"
+#include "model/arch/arch.h"
+
+namespace glassbox::arch {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+fs::path model_dir(const std::string& path) {
+  const fs::path p(path);
+  return fs::is_directory(p) ? p : p.parent_path();
+}
+
+json read_config(const fs::path& file) {
+  std::ifstream in(file);
+  if (!in) throw Error(ErrorCode::kIo, file.string() + ": cannot open");
+  json j = json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    throw Error(ErrorCode::kFormat, file.string() + ": not a JSON object");
+  }
+  return j;
+}
+
+// Typed config.json access; errors name the file and field.
+class ConfigReader {
+ public:
+  ConfigReader(const json& j, std::string source) : j_(j), source_(std::move(source)) {}
+  int64_t integer(const char* key) const {
+    if (!j_.contains(key)) throw Error(ErrorCode::kFormat, source_ + ": missing field " + key);
+    return integer_or(key, 0);
+  }
+  int64_t integer_or(const char* key, int64_t fallback) const {
+    if (!j_.contains(key) || j_[key].is_null()) return fallback;
+    if (!j_[key].is_number_integer()) fail(key, "an integer");
+    return j_[key].get<int64_t>();
+  }
+  double number_or(const char* key, double fallback) const {
+    if (!j_.contains(key) || j_[key].is_null()) return fallback;
+    if (!j_[key].is_number()) fail(key, "a number");
+    return j_[key].get<double>();
+  }
+  bool boolean_or(const char* key, bool fallback) const {
+    if (!j_.contains(key) || j_[key].is_null()) return fallback;
+    if (!j_[key].is_boolean()) fail(key, "true or false");
+    return j_[key].get<bool>();
+  }
+  std::string string_or(const char* key, const std::string& fallback) const {
+    if (!j_.contains(key) || j_[key].is_null()) return fallback;
+    if (!j_[key].is_string()) fail(key, "a string");
+    return j_[key].get<std::string>();
+  }
+  [[noreturn]] void fail(const std::string& key, const std::string& expected) const {
+    throw Error(ErrorCode::kFormat, source_ + ": field " + key + " must be " + expected);
+  }
+
+ private:
+  const json& j_;
+  std::string source_;
+};
+
+std::string architecture_of(const json& j, const std::string& source) {
+  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+      j["architectures"][0].is_string()) {
+    return j["architectures"][0].get<std::string>();
+  }
+  const std::string type = ConfigReader(j, source).string_or("model_type", "");
+  if (type == "llama") return "LlamaForCausalLM";
+  if (type == "gpt2") return "GPT2LMHeadModel";
+  throw Error(ErrorCode::kFormat, source + ": no 'architectures' or known 'model_type'");
+}
+
+// Row-major [in, out] -> owned F32 [out, in].
+Tensor transposed(const Tensor& t, const std::string& name, const std::string& source) {
+  if (t.ndim() != 2) {
+    throw Error(ErrorCode::kShape, source + ": tensor " + name + " has shape " +
+                                       shape_str(t.shape()) + ", expected a matrix");
+  }
+  const Tensor f = t.to_f32();
+  const int64_t rows = t.dim(0), cols = t.dim(1);
+  Tensor out = Tensor::zeros(DType::kF32, {cols, rows});
+  const float* src = f.data<float>();
+  float* dst = out.mutable_data<float>();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * cols + c];
+  return out;
+}
+
+ModelConfig llama_config(const json& j, const std::string& source) {
+  const ConfigReader r(j, source);
+  ModelConfig c;
+  c.architecture = "llama";
+  c.source_format = "safetensors";
+  c.d_model = r.integer("hidden_size");
+  c.d_mlp = r.integer("intermediate_size");
+  c.n_layers = r.integer("num_hidden_layers");
+  c.n_heads = r.integer("num_attention_heads");
+  c.n_kv_heads = r.integer_or("num_key_value_heads", c.n_heads);
+  c.d_head = r.integer_or("head_dim", c.n_heads > 0 ? c.d_model / c.n_heads : 0);
+  c.d_vocab = r.integer("vocab_size");
+  c.n_ctx = r.integer_or("max_position_embeddings", 2048);
+  c.norm_eps = r.number_or("rms_norm_eps", 1e-6);
+  c.rope_theta = r.number_or("rope_theta", 10000.0);
+  c.rope_dims = c.d_head;
+  c.rope_style = RopeStyle::kNeox;
+  c.tied_embeddings = r.boolean_or("tie_word_embeddings", false);
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
+    const json& s = j["rope_scaling"];
+    const ConfigReader rs(s, source + ": rope_scaling");
+    const std::string type = rs.string_or("rope_type", rs.string_or("type", ""));
+    if (type != "llama3") {
+      throw Error(ErrorCode::kUnsupported, source + ": rope_scaling type '" + type +
+                                               "' is not supported (supported: llama3)");
+    }
+    c.rope_scaling.factor = rs.number_or("factor", 0.0);
+    c.rope_scaling.low_freq_factor = rs.number_or("low_freq_factor", 1.0);
+    c.rope_scaling.high_freq_factor = rs.number_or("high_freq_factor", 4.0);
+    c.rope_scaling.original_n_ctx = rs.integer_or("original_max_position_embeddings", 0);
+  }
+  return c;
+}
+
+ModelConfig gpt2_config(const json& j, const std::string& source) {
+  const ConfigReader r(j, source);
+  ModelConfig c;
+  c.architecture = "gpt2";
+  c.source_format = "safetensors";
+  c.d_model = r.integer("n_embd");
+  c.d_mlp = r.integer_or("n_inner", 4 * c.d_model);
+  c.n_layers = r.integer("n_layer");
+  c.n_heads = r.integer("n_head");
+  c.n_kv_heads = c.n_heads;
+  c.d_head = c.n_heads > 0 ? c.d_model / c.n_heads : 0;
+  c.d_vocab = r.integer("vocab_size");
+  c.n_ctx = r.integer_or("n_positions", r.integer_or("n_ctx", 1024));
+  c.norm_eps = r.number_or("layer_norm_epsilon", 1e-5);
+  const std::string act = r.string_or("activation_function", "gelu_new");
+  if (act != "gelu_new" && act != "gelu_pytorch_tanh") {
+    throw Error(ErrorCode::kUnsupported, source + ": activation_function '" + act +
+                                             "' is not supported (supported: gelu_new)");
+  }
+  c.position = PositionType::kLearned;
+  c.norm = NormType::kLayer;
+  c.mlp = MlpType::kGelu;
+  c.attn_bias = true;
+  c.mlp_bias = true;
+  c.tied_embeddings = true;
+  return c;
+}
+
+// HF name -> GGUF name for Llama; empty when the tensor is not a weight we use.
+std::string llama_name(const std::string& name) {
+  static const std::regex layer(R"(model\.layers\.(\d+)\.(.+))");
+  static const std::map<std::string, std::string> per_layer = {
+      {"input_layernorm.weight", "attn_norm.weight"},
+      {"self_attn.q_proj.weight", "attn_q.weight"},
+      {"self_attn.k_proj.weight", "attn_k.weight"},
+      {"self_attn.v_proj.weight", "attn_v.weight"},
+      {"self_attn.o_proj.weight", "attn_output.weight"},
+      {"post_attention_layernorm.weight", "ffn_norm.weight"},
+      {"mlp.gate_proj.weight", "ffn_gate.weight"},
+      {"mlp.up_proj.weight", "ffn_up.weight"},
+      {"mlp.down_proj.weight", "ffn_down.weight"},
+  };
+  if (name == "model.embed_tokens.weight") return "token_embd.weight";
+  if (name == "model.norm.weight") return "output_norm.weight";
+  if (name == "lm_head.weight") return "output.weight";
+  std::smatch m;
+  if (std::regex_match(name, m, layer)) {
+    const auto it = per_layer.find(m[2]);
+    if (it != per_layer.end()) return "blk." + m[1].str() + "." + it->second;
+  }
+  return "";
+}
+
+// HF GPT-2 name (with or without "transformer.") -> GGUF name, and whether it is a Conv1D
+// weight stored [in, out].
+std::pair<std::string, bool> gpt2_name(std::string name) {
+  static const std::regex layer(R"(h\.(\d+)\.(.+))");
+  static const std::map<std::string, std::pair<std::string, bool>> per_layer = {
+      {"ln_1.weight", {"attn_norm.weight", false}},
+      {"ln_1.bias", {"attn_norm.bias", false}},
+      {"attn.c_attn.weight", {"attn_qkv.weight", true}},
+      {"attn.c_attn.bias", {"attn_qkv.bias", false}},
+      {"attn.c_proj.weight", {"attn_output.weight", true}},
+      {"attn.c_proj.bias", {"attn_output.bias", false}},
+      {"ln_2.weight", {"ffn_norm.weight", false}},
+      {"ln_2.bias", {"ffn_norm.bias", false}},
+      {"mlp.c_fc.weight", {"ffn_up.weight", true}},
+      {"mlp.c_fc.bias", {"ffn_up.bias", false}},
+      {"mlp.c_proj.weight", {"ffn_down.weight", true}},
+      {"mlp.c_proj.bias", {"ffn_down.bias", false}},
+  };
+  if (name.starts_with("transformer.")) name = name.substr(12);
+  if (name == "wte.weight") return {"token_embd.weight", false};
+  if (name == "wpe.weight") return {"position_embd.weight", false};
+  if (name == "ln_f.weight") return {"output_norm.weight", false};
+  if (name == "ln_f.bias") return {"output_norm.bias", false};
+  std::smatch m;
+  if (std::regex_match(name, m, layer)) {
+    const auto it = per_layer.find(m[2]);
+    if (it != per_layer.end())
+      return {"blk." + m[1].str() + "." + it->second.first, it->second.second};
+  }
+  return {"", false};  // lm_head (tied), attn.bias / masked_bias buffers, ...
+}
+
+}  // namespace
+
+bool is_hf_checkpoint(const std::string& path) {
+  const fs::path p(path);
+  if (fs::is_directory(p)) return fs::exists(p / "config.json");
+  const std::string name = p.filename().string();
+  return name == "config.json" || name.ends_with(".safetensors") ||
+         name.ends_with(".safetensors.index.json");
+}
+
+HfCheckpoint load_hf_checkpoint(const std::string& path) {
+  const fs::path dir = model_dir(path);
+  const fs::path config_file = dir / "config.json";
+  if (!fs::exists(config_file)) {
+    throw Error(ErrorCode::kNotFound,
+                path + ": a Hugging Face checkpoint needs config.json in " + dir.string());
+  }
+  const std::string source = config_file.string();
+  const json j = read_config(config_file);
+  const std::string arch = architecture_of(j, source);
+  HfCheckpoint ck;
+  if (arch == "LlamaForCausalLM") {
+    ck.config = llama_config(j, source);
+  } else if (arch == "GPT2LMHeadModel") {
+    ck.config = gpt2_config(j, source);
+  } else {
+    throw Error(ErrorCode::kUnsupported,
+                source + ": architecture '" + arch +
+                    "' is not supported (supported: LlamaForCausalLM, GPT2LMHeadModel)");
+  }
+  validate_config(ck.config, source);
+  const fs::path weights =
+      fs::is_directory(fs::path(path)) || fs::path(path).filename() == "config.json"
+          ? dir
+          : fs::path(path);
+  const ShardedSafetensors st = ShardedSafetensors::open(weights.string());
+  const std::string wsource = st.path();
+  for (const std::string& name : st.tensor_names()) {
+    const Tensor t = st.tensor(name);
+    ck.file_tensors.emplace_back(name, t);
+    if (ck.config.architecture == "llama") {
+      const std::string gguf = llama_name(name);
+      if (!gguf.empty()) ck.tensors[gguf] = t;
+    } else {
+      const auto [gguf, conv1d] = gpt2_name(name);
+      if (!gguf.empty()) ck.tensors[gguf] = conv1d ? transposed(t, name, wsource) : t;
+    }
+  }
+  if (ck.config.architecture == "llama" && !ck.config.tied_embeddings &&
+      ck.tensors.count("output.weight") == 0) {
+    throw Error(ErrorCode::kFormat, source + " says tie_word_embeddings is false but " + wsource +
+                                        " has no lm_head.weight");
+  }
+  if (ck.config.architecture == "gpt2") split_fused_qkv(ck.tensors, ck.config, wsource);
+  return ck;
+}
+
+}  // namespace glassbox::arch

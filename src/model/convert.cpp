@@ -1,0 +1,186 @@
+#include "model/convert.h"
+
+#include <cstring>
+#include <map>
+
+#include "core/half.h"
+#include "model/convert_internal.h"
+#include "ops/ops.h"
+#include "ops/quant.h"
+
+namespace glassbox {
+namespace convert_detail {
+
+Plan plan_for(const std::string& type) {
+  static const std::map<std::string, Plan> kPlans = {
+      {"f32", {DType::kF32, DType::kF32, false, 0}},
+      {"f16", {DType::kF16, DType::kF16, false, 1}},
+      {"bf16", {DType::kBF16, DType::kBF16, false, 32}},
+      {"q8_0", {DType::kQ8_0, DType::kQ8_0, false, 7}},
+      {"q4_0", {DType::kQ4_0, DType::kQ4_0, false, 2}},
+      {"q4_k_m", {DType::kQ4_K, DType::kQ6_K, true, 15}},
+      {"q5_k_m", {DType::kQ5_K, DType::kQ6_K, true, 17}},
+      {"q6_k", {DType::kQ6_K, DType::kQ6_K, false, 18}},
+  };
+  const auto it = kPlans.find(type);
+  if (it == kPlans.end()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "--type '" + type +
+                    "' is not one of f32, f16, bf16, q8_0, q4_0, q4_k_m, "
+                    "q5_k_m, q6_k");
+  }
+  return it->second;
+}
+
+// The _m mixes follow llama.cpp's recipe: output.weight and, in the first and last eighth of the
+// layers and every third layer between, attn_v and ffn_down get more bits.
+static bool more_bits_layer(int64_t l, int64_t n) {
+  return l < n / 8 || l >= 7 * n / 8 || (l - n / 8) % 3 == 2;
+}
+
+// Owned F32 copy of any tensor (dequantizing block types).
+Tensor as_f32(const Tensor& t) {
+  if (t.dtype() == DType::kF32) return t;
+  const int64_t k = t.ndim() ? t.dim(-1) : 1;
+  const int64_t rows = k ? t.numel() / k : 0;
+  Tensor out = Tensor::zeros(DType::kF32, t.shape());
+  ops::dequantize_rows(t.dtype(), t.raw(), k, 0, rows, out.mutable_data<float>());
+  return out;
+}
+
+Tensor retype(const Tensor& t, DType type) {
+  const Tensor f = as_f32(t);
+  if (type == DType::kF32) return f;
+  const int64_t k = f.ndim() ? f.dim(-1) : 1;
+  if (k % dtype_info(type).block_size != 0) {
+    // Rows that are no whole number of blocks: keep the bits of the nearest plain type.
+    type = k % 32 == 0 && type != DType::kF16 && type != DType::kBF16 ? DType::kQ8_0 : DType::kF16;
+  }
+  Tensor out = Tensor::zeros(type, f.shape());
+  const float* src = f.data<float>();
+  if (type == DType::kF16 || type == DType::kBF16) {
+    auto* dst = out.mutable_data<uint16_t>();
+    for (int64_t i = 0; i < f.numel(); ++i)
+      dst[i] = type == DType::kF16 ? f32_to_f16(src[i]) : f32_to_bf16(src[i]);
+    return out;
+  }
+  const size_t row_bytes = dtype_bytes(type, k);
+  auto* dst = static_cast<uint8_t*>(out.mutable_raw());
+  for (int64_t r = 0; r * k < f.numel(); ++r)
+    ops::quantize_row(type, src + r * k, dst + r * row_bytes, k);
+  return out;
+}
+
+Tensor transpose_f32(const Tensor& t) {
+  const Tensor f = as_f32(t);
+  const int64_t rows = f.dim(0), cols = f.dim(1);
+  Tensor out = Tensor::zeros(DType::kF32, {cols, rows});
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      out.mutable_data<float>()[c * rows + r] = f.data<float>()[r * cols + c];
+  return out;
+}
+
+// Q/K rows: interleaved pairs (GGUF, llama2.c) <-> rotate-half (HF). Row j of a head in
+// rotate-half order is row (j < half ? 2j : 2(j - half) + 1) in interleaved order.
+static Tensor permute_heads(const Tensor& w, int64_t n_heads, int64_t d_head, bool to_halves) {
+  const Tensor f = as_f32(w);
+  const int64_t cols = f.ndim() == 2 ? f.dim(1) : 1, half = d_head / 2;
+  Tensor out = Tensor::zeros(DType::kF32, f.shape());
+  for (int64_t h = 0; h < n_heads; ++h) {
+    for (int64_t j = 0; j < d_head; ++j) {
+      const int64_t inter = j < half ? 2 * j : 2 * (j - half) + 1;
+      const int64_t from = h * d_head + (to_halves ? inter : j);
+      const int64_t to = h * d_head + (to_halves ? j : inter);
+      std::memcpy(out.mutable_data<float>() + to * cols, f.data<float>() + from * cols,
+                  static_cast<size_t>(cols) * 4);
+    }
+  }
+  return out;
+}
+
+Tensor concat_rows(const std::vector<Tensor>& parts) {
+  std::vector<Tensor> f;
+  int64_t rows = 0;
+  for (const Tensor& p : parts) {
+    f.push_back(as_f32(p));
+    rows += p.dim(0);
+  }
+  Shape shape = f[0].shape();
+  shape[0] = rows;
+  Tensor out = Tensor::zeros(DType::kF32, shape);
+  size_t offset = 0;
+  for (const Tensor& p : f) {
+    std::memcpy(static_cast<char*>(out.mutable_raw()) + offset, p.raw(), p.nbytes());
+    offset += p.nbytes();
+  }
+  return out;
+}
+
+Named canonical(const Model& m, RopeStyle want) {
+  const ModelConfig& c = m.config();
+  const bool permute = c.position == PositionType::kRope && c.rope_style != want;
+  const bool to_halves = want == RopeStyle::kNeox;
+  Named out;
+  auto put = [&](const std::string& name, const Tensor& t) {
+    if (t.defined() && t.numel() > 0) out.emplace_back(name, t);
+  };
+  put("token_embd.weight", m.token_embedding());
+  if (c.position == PositionType::kLearned) put("position_embd.weight", m.position_embedding());
+  put("output_norm.weight", m.final_norm());
+  if (c.norm == NormType::kLayer) put("output_norm.bias", m.final_norm_bias());
+  if (!c.tied_embeddings) put("output.weight", m.unembedding());
+  for (size_t l = 0; l < m.layers().size(); ++l) {
+    const LayerWeights& w = m.layers()[l];
+    const std::string p = "blk." + std::to_string(l) + ".";
+    const auto qk = [&](const Tensor& t, int64_t heads) {
+      return permute && t.defined() ? permute_heads(t, heads, c.d_head, to_halves) : t;
+    };
+    put(p + "attn_norm.weight", w.attn_norm);
+    put(p + "attn_norm.bias", w.attn_norm_b);
+    put(p + "attn_q.weight", qk(w.wq, c.n_heads));
+    put(p + "attn_q.bias", qk(w.bq, c.n_heads));
+    put(p + "attn_k.weight", qk(w.wk, c.n_kv_heads));
+    put(p + "attn_k.bias", qk(w.bk, c.n_kv_heads));
+    put(p + "attn_v.weight", w.wv);
+    put(p + "attn_v.bias", w.bv);
+    put(p + "attn_output.weight", w.wo);
+    put(p + "attn_output.bias", w.bo);
+    put(p + "ffn_norm.weight", w.ffn_norm);
+    put(p + "ffn_norm.bias", w.ffn_norm_b);
+    put(p + "ffn_gate.weight", w.w_gate);
+    put(p + "ffn_up.weight", w.w_up);
+    put(p + "ffn_up.bias", w.b_up);
+    put(p + "ffn_down.weight", w.w_down);
+    put(p + "ffn_down.bias", w.b_down);
+  }
+  return out;
+}
+
+DType dtype_for(const std::string& name, const Tensor& t, const Plan& plan, int64_t n_layers) {
+  if (t.ndim() < 2) return DType::kF32;  // norms and biases stay exact
+  if (!plan.mixed) return plan.base;
+  if (name == "output.weight") return plan.more_bits;
+  if (name.ends_with("attn_v.weight") || name.ends_with("ffn_down.weight")) {
+    const int64_t layer = std::stoll(name.substr(4, name.find('.', 4) - 4));
+    if (more_bits_layer(layer, n_layers)) return plan.more_bits;
+  }
+  return plan.base;
+}
+
+}  // namespace convert_detail
+
+void convert_model(const Model& model, const std::string& out_path, const ConvertOptions& options,
+                   const std::string& vocab_path) {
+  using namespace convert_detail;
+  const Plan plan = plan_for(options.type);
+  if (out_path.ends_with(".gguf")) {
+    write_gguf_model(model, out_path, plan, vocab_path);
+  } else if (out_path.ends_with(".bin")) {
+    write_llama2c_model(model, out_path, plan);
+  } else {
+    write_hf_model(model, out_path, plan);
+  }
+}
+
+}  // namespace glassbox

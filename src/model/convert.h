@@ -1,0 +1,26 @@
+// Model conversion between llama2.c checkpoints, HF safetensors directories and GGUF, with
+// optional re-typing of the weight matrices (f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k).
+// Reads a loaded Model (any supported source) and writes a new file; never modifies the source.
+// RoPE layouts are translated: GGUF and llama2.c hold Q/K rows in interleaved-pair order, HF
+// Llama in rotate-half order, so Q/K rows are permuted when crossing between the two.
+#pragma once
+
+#include <string>
+
+#include "model/model.h"
+
+namespace glassbox {
+
+struct ConvertOptions {
+  std::string type = "f32";  // f32 | f16 | bf16 | q8_0 | q4_0 | q4_k_m | q5_k_m | q6_k
+};
+
+// Writes `model` to `out_path`: a `.gguf` file, a llama2.c `.bin` (llama, f32 only), or an HF
+// directory (config.json + model.safetensors; float types only). `vocab_path` (optional) is a
+// llama2.c tok*.bin whose pieces are embedded into a GGUF; a GGUF source's tokenizer.ggml.*
+// metadata is copied as is. Throws Error(kInvalidArgument/kUnsupported) for a combination that
+// cannot be written, naming it.
+void convert_model(const Model& model, const std::string& out_path, const ConvertOptions& options,
+                   const std::string& vocab_path = "");
+
+}  // namespace glassbox

@@ -1,0 +1,38 @@
+// Pieces shared by convert.cpp (planning, re-typing, Q/K layout) and convert_writers.cpp (one
+// writer per output format). Not a public interface.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+#include "model/model.h"
+
+namespace glassbox::convert_detail {
+
+using Named = std::vector<std::pair<std::string, Tensor>>;
+
+struct Plan {
+  DType base = DType::kF32;
+  DType more_bits = DType::kF32;
+  bool mixed = false;
+  uint32_t file_type = 0;  // llama.cpp's general.file_type
+};
+
+Plan plan_for(const std::string& type);
+Tensor as_f32(const Tensor& t);
+Tensor retype(const Tensor& t, DType type);
+Tensor concat_rows(const std::vector<Tensor>& parts);
+Tensor transpose_f32(const Tensor& t);
+// The model's weights under GGUF names, Q/K rows in `want` RoPE order.
+Named canonical(const Model& m, RopeStyle want);
+// The dtype a weight gets under `plan` (1-D tensors stay f32).
+DType dtype_for(const std::string& name, const Tensor& t, const Plan& plan, int64_t n_layers);
+
+void write_gguf_model(const Model& m, const std::string& path, const Plan& plan,
+                      const std::string& vocab_path);
+void write_llama2c_model(const Model& m, const std::string& path, const Plan& plan);
+void write_hf_model(const Model& m, const std::string& dir, const Plan& plan);
+
+}  // namespace glassbox::convert_detail

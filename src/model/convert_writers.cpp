@@ -1,0 +1,266 @@
+// The three output formats of `glassbox convert`: GGUF, llama2.c .bin and HF safetensors dirs.
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/atomic_file.h"
+#include "io/gguf.h"
+#include "io/gguf_writer.h"
+#include "io/mapped_file.h"
+#include "io/safetensors.h"
+#include "model/convert_internal.h"
+#include "tokenizer/spm_bpe.h"
+
+namespace glassbox::convert_detail {
+namespace {
+
+namespace fs = std::filesystem;
+using Meta = std::vector<std::pair<std::string, GgufValue>>;
+
+void require(bool ok, ErrorCode code, const std::string& what) {
+  if (!ok) throw Error(code, what);
+}
+
+// tokenizer.ggml.* from a llama2.c vocabulary file.
+void add_llama2c_vocab(Meta& meta, const std::string& vocab_path, int64_t d_vocab) {
+  const auto file = MappedFile::open(vocab_path);
+  const SpmVocab v =
+      parse_llama2c_vocab({file->data(), file->size()}, static_cast<int32_t>(d_vocab), vocab_path);
+  std::vector<GgufValue> tokens, scores, types;
+  for (size_t i = 0; i < v.pieces.size(); ++i) {
+    tokens.push_back(gguf_string(v.pieces[i]));
+    scores.push_back(gguf_float(GgufType::kF32, v.scores[i]));
+    types.push_back(gguf_int(GgufType::kI32, static_cast<int64_t>(v.types[i])));
+  }
+  meta.emplace_back("tokenizer.ggml.model", gguf_string("llama"));
+  meta.emplace_back("tokenizer.ggml.tokens", gguf_array(GgufType::kString, std::move(tokens)));
+  meta.emplace_back("tokenizer.ggml.scores", gguf_array(GgufType::kF32, std::move(scores)));
+  meta.emplace_back("tokenizer.ggml.token_type", gguf_array(GgufType::kI32, std::move(types)));
+  meta.emplace_back("tokenizer.ggml.unknown_token_id", gguf_int(GgufType::kU32, v.unk_id));
+  if (v.bos_id)
+    meta.emplace_back("tokenizer.ggml.bos_token_id", gguf_int(GgufType::kU32, *v.bos_id));
+  if (v.eos_id)
+    meta.emplace_back("tokenizer.ggml.eos_token_id", gguf_int(GgufType::kU32, *v.eos_id));
+}
+
+}  // namespace
+
+void write_gguf_model(const Model& m, const std::string& path, const Plan& plan,
+                      const std::string& vocab_path) {
+  const ModelConfig& c = m.config();
+  require(c.rope_scaling.factor == 0.0, ErrorCode::kUnsupported,
+          path + ": writing Llama 3 rope scaling to GGUF is not supported yet");
+  const std::string a = c.architecture;
+  const auto u32 = [](int64_t v) { return gguf_int(GgufType::kU32, v); };
+  Meta meta = {{"general.architecture", gguf_string(a)},
+               {"general.name", gguf_string(fs::path(m.path()).stem().string())},
+               {"general.file_type", u32(plan.file_type)},
+               {a + ".context_length", u32(c.n_ctx)},
+               {a + ".embedding_length", u32(c.d_model)},
+               {a + ".feed_forward_length", u32(c.d_mlp)},
+               {a + ".block_count", u32(c.n_layers)},
+               {a + ".attention.head_count", u32(c.n_heads)}};
+  if (c.norm == NormType::kRms) {
+    meta.emplace_back(a + ".attention.head_count_kv", u32(c.n_kv_heads));
+    meta.emplace_back(a + ".attention.layer_norm_rms_epsilon",
+                      gguf_float(GgufType::kF32, c.norm_eps));
+    meta.emplace_back(a + ".rope.freq_base", gguf_float(GgufType::kF32, c.rope_theta));
+    meta.emplace_back(a + ".rope.dimension_count", u32(c.rope_dims));
+  } else {
+    meta.emplace_back(a + ".attention.layer_norm_epsilon", gguf_float(GgufType::kF32, c.norm_eps));
+  }
+  if (m.gguf() != nullptr) {
+    for (const auto& [key, value] : m.gguf()->metadata())
+      if (key.starts_with("tokenizer.")) meta.emplace_back(key, value);
+  } else if (!vocab_path.empty()) {
+    add_llama2c_vocab(meta, vocab_path, c.d_vocab);
+  }
+  Named named = canonical(m, RopeStyle::kInterleaved);
+  if (a == "gpt2") {  // llama.cpp's gpt2 keeps q, k, v fused
+    Named fused;
+    for (auto& [name, t] : named) {
+      const size_t at = name.find(".attn_q.");
+      if (name.find(".attn_k.") != std::string::npos || name.find(".attn_v.") != std::string::npos)
+        continue;
+      if (at == std::string::npos) {
+        fused.emplace_back(name, t);
+        continue;
+      }
+      const std::string base = name.substr(0, at), kind = name.substr(at + 8);
+      const auto find = [&](const std::string& n) {
+        for (const auto& [nn, tt] : named)
+          if (nn == n) return tt;
+        GLASSBOX_ASSERT(false);
+      };
+      fused.emplace_back(base + ".attn_qkv." + kind, concat_rows({t, find(base + ".attn_k." + kind),
+                                                                  find(base + ".attn_v." + kind)}));
+    }
+    named = std::move(fused);
+  }
+  for (auto& [name, t] : named) t = retype(t, dtype_for(name, t, plan, c.n_layers));
+  write_gguf(path, meta, named);
+}
+
+void write_llama2c_model(const Model& m, const std::string& path, const Plan& plan) {
+  const ModelConfig& c = m.config();
+  require(c.architecture == "llama", ErrorCode::kUnsupported,
+          path + ": llama2.c checkpoints hold llama models only, not " + c.architecture);
+  require(plan.base == DType::kF32, ErrorCode::kUnsupported,
+          path + ": llama2.c checkpoints hold f32 weights only (use --type f32)");
+  require(c.rope_theta == 10000.0 && c.rope_dims == c.d_head && c.rope_scaling.factor == 0.0 &&
+              std::abs(c.norm_eps - 1e-5) < 1e-9 && c.q_dim() == c.d_model,
+          ErrorCode::kUnsupported,
+          path +
+              ": llama2.c assumes rope theta 10000 over whole heads, eps 1e-5 and "
+              "n_heads * d_head == d_model; this model differs");
+  const Named named = canonical(m, RopeStyle::kInterleaved);
+  const auto get = [&](const std::string& n) {
+    for (const auto& [nn, t] : named)
+      if (nn == n) return as_f32(t);
+    GLASSBOX_ASSERT(false);
+  };
+  AtomicFile out(path);
+  const int32_t header[7] = {static_cast<int32_t>(c.d_model),
+                             static_cast<int32_t>(c.d_mlp),
+                             static_cast<int32_t>(c.n_layers),
+                             static_cast<int32_t>(c.n_heads),
+                             static_cast<int32_t>(c.n_kv_heads),
+                             static_cast<int32_t>(c.tied_embeddings ? c.d_vocab : -c.d_vocab),
+                             static_cast<int32_t>(c.n_ctx)};
+  out.write(header, sizeof(header));
+  const auto put = [&](const Tensor& t) { out.write(t.raw(), t.nbytes()); };
+  put(get("token_embd.weight"));
+  for (const char* part : {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm",
+                           "ffn_gate", "ffn_down", "ffn_up"}) {
+    for (int64_t l = 0; l < c.n_layers; ++l)
+      put(get("blk." + std::to_string(l) + "." + part + ".weight"));
+  }
+  put(get("output_norm.weight"));
+  // Legacy RoPE tables [n_ctx, d_head / 2] (cos, then sin), which old readers expect.
+  std::vector<float> cos_t, sin_t;
+  for (int64_t p = 0; p < c.n_ctx; ++p) {
+    for (int64_t i = 0; i < c.d_head / 2; ++i) {
+      const double angle = p * std::pow(c.rope_theta, -2.0 * i / c.d_head);
+      cos_t.push_back(static_cast<float>(std::cos(angle)));
+      sin_t.push_back(static_cast<float>(std::sin(angle)));
+    }
+  }
+  out.write(cos_t.data(), cos_t.size() * 4);
+  out.write(sin_t.data(), sin_t.size() * 4);
+  if (!c.tied_embeddings) put(get("output.weight"));
+  out.commit();
+}
+
+void write_hf_model(const Model& m, const std::string& dir, const Plan& plan) {
+  const ModelConfig& c = m.config();
+  require(
+      plan.base == DType::kF32 || plan.base == DType::kF16 || plan.base == DType::kBF16,
+      ErrorCode::kUnsupported,
+      dir + ": safetensors checkpoints hold f32, f16 or bf16 weights (use --type f32|f16|bf16)");
+  require(!fs::exists(dir) || fs::is_directory(dir), ErrorCode::kInvalidArgument,
+          dir + ": an HF checkpoint is a directory (or give a .gguf / .bin file name)");
+  fs::create_directories(dir);
+  nlohmann::json cfg;
+  Named out;
+  const Named named = canonical(m, RopeStyle::kNeox);
+  const auto type_of = [&](const Tensor& t) { return t.ndim() < 2 ? DType::kF32 : plan.base; };
+  if (c.architecture == "llama") {
+    cfg = {{"architectures", {"LlamaForCausalLM"}},
+           {"model_type", "llama"},
+           {"hidden_size", c.d_model},
+           {"intermediate_size", c.d_mlp},
+           {"num_hidden_layers", c.n_layers},
+           {"num_attention_heads", c.n_heads},
+           {"num_key_value_heads", c.n_kv_heads},
+           {"head_dim", c.d_head},
+           {"rms_norm_eps", c.norm_eps},
+           {"rope_theta", c.rope_theta},
+           {"max_position_embeddings", c.n_ctx},
+           {"vocab_size", c.d_vocab},
+           {"tie_word_embeddings", c.tied_embeddings},
+           {"hidden_act", "silu"}};
+    if (c.rope_scaling.factor != 0.0) {
+      cfg["rope_scaling"] = {{"rope_type", "llama3"},
+                             {"factor", c.rope_scaling.factor},
+                             {"low_freq_factor", c.rope_scaling.low_freq_factor},
+                             {"high_freq_factor", c.rope_scaling.high_freq_factor},
+                             {"original_max_position_embeddings", c.rope_scaling.original_n_ctx}};
+    }
+    static const std::vector<std::pair<std::string, std::string>> kNames = {
+        {"attn_norm.weight", "input_layernorm.weight"},
+        {"attn_q.weight", "self_attn.q_proj.weight"},
+        {"attn_k.weight", "self_attn.k_proj.weight"},
+        {"attn_v.weight", "self_attn.v_proj.weight"},
+        {"attn_output.weight", "self_attn.o_proj.weight"},
+        {"ffn_norm.weight", "post_attention_layernorm.weight"},
+        {"ffn_gate.weight", "mlp.gate_proj.weight"},
+        {"ffn_up.weight", "mlp.up_proj.weight"},
+        {"ffn_down.weight", "mlp.down_proj.weight"}};
+    for (const auto& [name, t] : named) {
+      std::string hf;
+      if (name == "token_embd.weight") hf = "model.embed_tokens.weight";
+      if (name == "output_norm.weight") hf = "model.norm.weight";
+      if (name == "output.weight") hf = "lm_head.weight";
+      for (const auto& [g, h] : kNames) {
+        if (name.starts_with("blk.") && name.ends_with("." + g)) {
+          hf = "model.layers." + name.substr(4, name.find('.', 4) - 4) + "." + h;
+        }
+      }
+      require(!hf.empty(), ErrorCode::kUnsupported, dir + ": no HF name for " + name);
+      out.emplace_back(hf, retype(t, type_of(t)));
+    }
+  } else {
+    cfg = {{"architectures", {"GPT2LMHeadModel"}},
+           {"model_type", "gpt2"},
+           {"n_embd", c.d_model},
+           {"n_layer", c.n_layers},
+           {"n_head", c.n_heads},
+           {"n_positions", c.n_ctx},
+           {"n_ctx", c.n_ctx},
+           {"n_inner", c.d_mlp},
+           {"vocab_size", c.d_vocab},
+           {"layer_norm_epsilon", c.norm_eps},
+           {"activation_function", "gelu_new"}};
+    const auto find = [&](const std::string& n) {
+      for (const auto& [nn, t] : named)
+        if (nn == n) return t;
+      GLASSBOX_ASSERT(false);
+    };
+    const auto put = [&](const std::string& hf, const Tensor& t) {
+      out.emplace_back("transformer." + hf, retype(t, type_of(t)));
+    };
+    put("wte.weight", find("token_embd.weight"));
+    put("wpe.weight", find("position_embd.weight"));
+    put("ln_f.weight", find("output_norm.weight"));
+    put("ln_f.bias", find("output_norm.bias"));
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+      const std::string g = "blk." + std::to_string(l) + ".", h = "h." + std::to_string(l) + ".";
+      const auto qkv = [&](const std::string& kind) {
+        return concat_rows(
+            {find(g + "attn_q." + kind), find(g + "attn_k." + kind), find(g + "attn_v." + kind)});
+      };
+      put(h + "ln_1.weight", find(g + "attn_norm.weight"));
+      put(h + "ln_1.bias", find(g + "attn_norm.bias"));
+      put(h + "attn.c_attn.weight", transpose_f32(qkv("weight")));  // Conv1D: [in, out]
+      put(h + "attn.c_attn.bias", qkv("bias"));
+      put(h + "attn.c_proj.weight", transpose_f32(find(g + "attn_output.weight")));
+      put(h + "attn.c_proj.bias", find(g + "attn_output.bias"));
+      put(h + "ln_2.weight", find(g + "ffn_norm.weight"));
+      put(h + "ln_2.bias", find(g + "ffn_norm.bias"));
+      put(h + "mlp.c_fc.weight", transpose_f32(find(g + "ffn_up.weight")));
+      put(h + "mlp.c_fc.bias", find(g + "ffn_up.bias"));
+      put(h + "mlp.c_proj.weight", transpose_f32(find(g + "ffn_down.weight")));
+      put(h + "mlp.c_proj.bias", find(g + "ffn_down.bias"));
+    }
+  }
+  cfg["torch_dtype"] = plan.base == DType::kF32   ? "float32"
+                       : plan.base == DType::kF16 ? "float16"
+                                                  : "bfloat16";
+  write_safetensors((fs::path(dir) / "model.safetensors").string(), out, {{"format", "pt"}});
+  std::ofstream f(fs::path(dir) / "config.json");
+  f << cfg.dump(2) << "\n";
+  require(static_cast<bool>(f), ErrorCode::kIo, dir + "/config.json: cannot write");
+}
+
+}  // namespace glassbox::convert_detail
