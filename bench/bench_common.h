@@ -1,31 +1,17 @@
 // Helpers shared by the benchmarks: machine description, peak RSS, timing medians.
 #pragma once
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "core/sysinfo.h"
+
 namespace glassbox::bench {
 
-inline std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "unknown";
-}
-
-inline double peak_rss_mib() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / 1024.0;
-}
+inline std::string cpu_model() { return cpu_model_name(); }
 
 inline double seconds(const std::function<void()>& fn) {
   const auto t0 = std::chrono::steady_clock::now();

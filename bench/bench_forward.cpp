@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
          {{"tokens_per_s", pp / cache_s},
           {"overhead_pct", 100.0 * (cache_s - pp_s) / pp_s},
           {"overhead_pct_of_fastest", 100.0 * (cache_min - pp_min) / pp_min}}},
-        {"peak_rss_mib", bench::peak_rss_mib()},
+        {"peak_rss_mib", peak_rss_mib()},
     };
     std::printf("%s\n", out.dump(2).c_str());
   } catch (const Error& e) {

@@ -11,6 +11,10 @@ PACKAGES=(
   clang lld llvm libclang-rt-14-dev
   python3 python3-torch python3-numpy
 )
+# node + npm run the byte-level BPE references (tests/reference/bpe). A node that bundles its own
+# npm (NodeSource's) is kept: Debian's npm package would conflict with it.
+command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -19,12 +23,26 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#PACKAGES[@]} Debian packages already installed"
-  exit 0
+else
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "setup: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The pinned npm packages of the BPE reference (package-lock.json; no install scripts), skipped
+# when node_modules was installed from this very lockfile. Without them those tests skip.
+BPE_REF="$(cd "$(dirname "$0")/.." && pwd)/tests/reference/bpe"
+if command -v npm >/dev/null 2>&1; then
+  stamp="$BPE_REF/node_modules/.glassbox-lock.sha256"
+  want="$(sha256sum "$BPE_REF/package-lock.json" | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    echo "setup: BPE reference node modules up to date"
+  elif npm ci --prefix "$BPE_REF" --no-audit --no-fund --loglevel=error; then
+    echo "$want" >"$stamp"
+  else
+    echo "setup: npm ci failed; the BPE reference tests will be skipped" >&2
+  fi
+fi
 echo "setup: done"

@@ -44,5 +44,7 @@ Action register_generate(CLI::App& app);
 Action register_logits(CLI::App& app);
 Action register_cache(CLI::App& app);
 Action register_tokenize(CLI::App& app);
+Action register_convert(CLI::App& app);
+Action register_bench(CLI::App& app);
 
 }  // namespace glassbox::cli

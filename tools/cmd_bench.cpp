@@ -1,0 +1,148 @@
+// `glassbox bench`: prompt-processing and generation speed, measured as llama-bench measures it
+// (pp: one batch of p tokens, logits of the last one only; tg: n single-token decode steps from
+// an empty cache), printed as one JSON object. --cache-hooks caches the matching hook points in
+// both phases, to show what interpretability costs.
+#include <fnmatch.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli_common.h"
+#include "core/sysinfo.h"
+#include "model/session.h"
+
+namespace glassbox::cli {
+namespace {
+
+struct BenchArgs {
+  std::string model_path;
+  int p = 512, n = 64, threads = 0, reps = 5;
+  std::string cache_hooks;
+};
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+struct Stats {
+  double mean = 0, stddev = 0;
+};
+Stats stats(const std::vector<double>& v) {
+  Stats s;
+  for (double x : v) s.mean += x / static_cast<double>(v.size());
+  for (double x : v) s.stddev += (x - s.mean) * (x - s.mean);
+  s.stddev = v.size() > 1 ? std::sqrt(s.stddev / static_cast<double>(v.size() - 1)) : 0.0;
+  return s;
+}
+
+// Weight bytes and multiply-adds per token of the matrices every token passes through.
+struct Work {
+  double layer_macs = 0, layer_bytes = 0, unembed_macs = 0, unembed_bytes = 0;
+};
+Work work_of(const Model& m) {
+  Work w;
+  for (const LayerWeights& l : m.layers()) {
+    for (const Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
+      if (t->numel() == 0) continue;
+      w.layer_macs += static_cast<double>(t->numel());
+      w.layer_bytes += static_cast<double>(t->nbytes());
+    }
+  }
+  w.unembed_macs = static_cast<double>(m.unembedding().numel());
+  w.unembed_bytes = static_cast<double>(m.unembedding().nbytes());
+  return w;
+}
+
+int run_bench(const BenchArgs& a) {
+  const Model model = load_model(a.model_path);
+  const ModelConfig& c = model.config();
+  if (a.p < 1 || a.n < 0 || a.p + a.n > c.n_ctx) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "-p " + std::to_string(a.p) + " and -n " + std::to_string(a.n) +
+                    " must be positive and fit in the context length " + std::to_string(c.n_ctx));
+  }
+  Session session(model, SessionOptions{a.threads});
+  std::vector<HookHandle> handles;
+  std::vector<std::string> cached;
+  size_t cached_bytes = 0;
+  if (!a.cache_hooks.empty()) {
+    for (const std::string& name : available_hooks(c)) {
+      if (fnmatch(a.cache_hooks.c_str(), name.c_str(), 0) != 0) continue;
+      cached.push_back(name);
+      handles.push_back(session.hooks().add(name, [&cached_bytes](const HookEvent&, Tensor& t) {
+        cached_bytes += t.clone().nbytes();  // a real copy, as run_with_cache makes
+      }));
+    }
+    if (cached.empty()) {
+      throw Error(ErrorCode::kNotFound, "--cache-hooks '" + a.cache_hooks + "' matches no hook");
+    }
+  }
+  std::vector<int32_t> prompt(static_cast<size_t>(a.p));
+  for (int i = 0; i < a.p; ++i) prompt[i] = static_cast<int32_t>((i * 7919 + 1) % c.d_vocab);
+  std::vector<double> pp, tg;
+  for (int r = -1; r < a.reps; ++r) {  // r = -1 warms up (pages the weights in)
+    session.reset();
+    double t0 = now();
+    session.forward(prompt, LogitsMode::kLast);
+    if (r >= 0) pp.push_back(a.p / (now() - t0));
+    session.reset();
+    int32_t tok = 1;
+    t0 = now();
+    for (int i = 0; i < a.n; ++i) {
+      session.forward(std::span<const int32_t>(&tok, 1), LogitsMode::kLast);
+      tok = static_cast<int32_t>((i * 31 + 7) % c.d_vocab);
+    }
+    if (r >= 0 && a.n > 0) tg.push_back(a.n / (now() - t0));
+  }
+  const Work w = work_of(model);
+  const Stats spp = stats(pp), stg = stats(tg);
+  // pp FLOPs: every token through every layer, attention over the causal triangle, and the
+  // unembedding of the last token only.
+  const double attn_macs = 2.0 * static_cast<double>(c.n_layers * c.n_heads * c.d_head) *
+                           (static_cast<double>(a.p) * (a.p + 1) / 2.0);
+  const double pp_flops = 2.0 * (a.p * w.layer_macs + attn_macs + w.unembed_macs);
+  nlohmann::json out = {
+      {"model", a.model_path},
+      {"architecture", c.architecture},
+      {"params", model.n_params()},
+      {"weights_bytes", w.layer_bytes + w.unembed_bytes},
+      {"cpu", cpu_model_name()},
+      {"hardware_threads", std::thread::hardware_concurrency()},
+      {"threads", session.pool().size()},
+      {"reps", a.reps},
+      {"n_prompt", a.p},
+      {"n_gen", a.n},
+      {"pp_tok_s", spp.mean},
+      {"pp_tok_s_stddev", spp.stddev},
+      {"pp_gflop_s", pp_flops / (a.p / spp.mean) / 1e9},
+      {"tg_tok_s", stg.mean},
+      {"tg_tok_s_stddev", stg.stddev},
+      {"tg_gb_s", (w.layer_bytes + w.unembed_bytes) * stg.mean / 1e9},
+      {"hooks_cached", cached.size()},
+      {"peak_rss_mib", peak_rss_mib()},
+  };
+  std::printf("%s\n", out.dump(2).c_str());
+  return 0;
+}
+
+}  // namespace
+
+Action register_bench(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "bench",
+      "Measure prompt processing (pp) and generation (tg) speed as llama-bench does; JSON");
+  auto a = std::make_shared<BenchArgs>();
+  cmd->add_option("--model,-m", a->model_path, "Model file or directory")->required();
+  cmd->add_option("-p,--n-prompt", a->p, "Prompt tokens in one batch (default 512)");
+  cmd->add_option("-n,--n-gen", a->n, "Decode steps (default 64)");
+  cmd->add_option("-t,--threads", a->threads, "Threads (default: all cores)");
+  cmd->add_option("-r,--reps", a->reps, "Repetitions (default 5)")->check(CLI::PositiveNumber);
+  cmd->add_option("--cache-hooks", a->cache_hooks,
+                  "Cache every hook matching this glob (e.g. 'blocks.*.hook_resid_post')");
+  return [a] { return run_bench(*a); };
+}
+
+}  // namespace glassbox::cli
