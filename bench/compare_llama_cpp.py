@@ -56,7 +56,9 @@ def main():
             raw = os.path.join(a.work, "synth15M.bin")
             subprocess.run([sys.executable, os.path.join(a.shared, "models/gguf/gen_synth_llama2c.py"),
                             raw, "288", "768", "6", "6", "6", "32000", "256", "1234"], check=True)
-            subprocess.run([a.glassbox, "convert", "-m", raw, "-o", f32, "--type", "f32"], check=True)
+            tok = os.path.join(a.shared, "models/llama2-tokenizer/tokenizer.bin")
+            subprocess.run([a.glassbox, "convert", "-m", raw, "-o", f32, "--type", "f32",
+                            "--tokenizer", tok], check=True)
         models = [f32, os.path.join(a.shared, "models/gguf/synth15M-q8_0.gguf"),
                   os.path.join(a.shared, "models/gguf/synthK-q4_k_m.gguf")]
     rows = []

@@ -2,8 +2,14 @@
 // The calling thread takes part in every loop, so a pool of n threads starts n-1 workers.
 // One pool is created by the owner of a model session and passed in; there is no global pool.
 // Functions given to parallel_for must not throw (kernels never do).
+//
+// Decode runs dozens of small loops per token (tens of microseconds each), so waking sleeping
+// threads through a condition variable (~5-20 us per wake) would cost as much as the work:
+// workers spin on an atomic generation counter for a short while after each loop and only then
+// sleep. The caller spins until its workers are done.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -23,22 +29,30 @@ class ThreadPool {
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
-  // Splits [0, n) into at most size() contiguous chunks and runs fn(begin, end) on each,
-  // returning when all are done. Runs inline when n is small or the pool has one thread.
+  // Splits [0, n) into contiguous chunks (a few per thread, taken in order by whichever thread is
+  // free, so a thread that starts late or runs slow takes fewer) and runs fn(begin, end) on
+  // each, returning when all are done. Runs inline when n is 1 or the pool has one thread.
+  // Not reentrant: fn must not call parallel_for on the same pool.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
 
  private:
-  void worker_loop(int index);
+  void worker_loop();
+  bool wait_for_job(uint64_t seen);
+  void run_chunks();
 
   std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable start_cv_;
-  std::condition_variable done_cv_;
+  // The job: written by the caller before generation_ is bumped (release), read by workers
+  // after they see the bump (acquire).
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t job_n_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  int64_t job_chunks_ = 0;
+  std::atomic<int64_t> next_chunk_{0};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;  // only for sleeping and waking
+  std::condition_variable wake_cv_;
 };
 
 }  // namespace glassbox

@@ -10,16 +10,6 @@
 #include "ops/ops.h"
 
 namespace glassbox {
-namespace {
-
-float dot(const float* a, const float* b, int64_t n) {
-  float s = 0.0f;
-  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
-}  // namespace
-
 Session::Session(const Model& model, SessionOptions options)
     : model_(model),
       options_(options),
@@ -28,13 +18,19 @@ Session::Session(const Model& model, SessionOptions options)
       inv_freq_(rope_inv_freq(model.config())) {
   model_.check_computable();
   const ModelConfig& c = model_.config();
-  n_ctx_ = options_.n_ctx > 0 ? std::min(options_.n_ctx, c.n_ctx) : c.n_ctx;
+  n_ctx_ = options_.n_ctx > 0 ? options_.n_ctx : c.n_ctx;
+  if (n_ctx_ > c.n_ctx && c.position != PositionType::kRope) {
+    throw Error(ErrorCode::kInvalidArgument, "context length " + std::to_string(n_ctx_) +
+                                                 " exceeds the model's " + std::to_string(c.n_ctx) +
+                                                 " learned positions");
+  }
   for (int64_t l = 0; l < c.n_layers; ++l) {
     k_cache_.push_back(Tensor::zeros(DType::kF32, {n_ctx_, c.kv_dim()}));
     v_cache_.push_back(Tensor::zeros(DType::kF32, {n_ctx_, c.kv_dim()}));
   }
-  // OpenBLAS keeps one process-wide thread count; match the session's pool.
-  openblas_set_num_threads(pool_.size());
+  // All parallelism is the pool's (ops call single-threaded sgemm per slice of work): OpenBLAS's
+  // own threads would spin against ours. OpenBLAS keeps one process-wide thread count.
+  openblas_set_num_threads(1);
 }
 
 void Session::reserve(int64_t n) {
@@ -189,27 +185,52 @@ void Session::attention_block(int layer, int64_t n) {
   site<kHooks>(HookPoint::kResidMid, layer, x_.data(), {n, c.d_model});
 }
 
+// Causal attention without materializing the pattern for the hooks. Queries go in chunks of
+// kChunk per head; a chunk's scores against every key it may see are one sgemm, masked and
+// softmaxed in place, then multiplied with the values by a second sgemm straight into z_ (the
+// head's columns of it). Keys past a chunk's last query are never computed, and the scratch is
+// kChunk x n_keys per thread whatever the prompt length.
 void Session::attend_streaming(int layer, int64_t n) {
+  constexpr int64_t kChunk = 64;
   const ModelConfig& c = model_.config();
   const int64_t d = c.d_head, group = c.n_heads / c.n_kv_heads, kv_dim = c.kv_dim();
+  const int64_t q_dim = c.q_dim();
   const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(d));
   const float* kc = k_cache_[static_cast<size_t>(layer)].data<float>();
   const float* vc = v_cache_[static_cast<size_t>(layer)].data<float>();
-  const int64_t pos0 = n_past_;
-  // One task per (head, query); each writes its own slice of z_.
-  pool_.parallel_for(c.n_heads * n, [&](int64_t begin, int64_t end) {
-    std::vector<float> s(static_cast<size_t>(pos0 + n));
+  const int64_t pos0 = n_past_, n_chunks = (n + kChunk - 1) / kChunk;
+  pool_.parallel_for(c.n_heads * n_chunks, [&](int64_t begin, int64_t end) {
+    std::vector<float> s;
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t h = task / n, i = task % n, g = h / group, n_keys = pos0 + i + 1;
-      const float* q = q_.data() + (i * c.n_heads + h) * d;
-      for (int64_t j = 0; j < n_keys; ++j) s[j] = dot(q, kc + j * kv_dim + g * d, d) * inv_sqrt_d;
-      ops::softmax_row(s.data(), n_keys);
-      float* z = z_.data() + (i * c.n_heads + h) * d;
-      std::fill(z, z + d, 0.0f);
-      for (int64_t j = 0; j < n_keys; ++j) {
-        const float* v = vc + j * kv_dim + g * d;
-        for (int64_t e = 0; e < d; ++e) z[e] += s[j] * v[e];
+      const int64_t h = task / n_chunks, i0 = task % n_chunks * kChunk;
+      const int64_t rows = std::min(kChunk, n - i0), n_keys = pos0 + i0 + rows;
+      const float* q = q_.data() + i0 * q_dim + h * d;
+      const float* k = kc + h / group * d;
+      const float* v = vc + h / group * d;
+      float* z = z_.data() + i0 * q_dim + h * d;
+      if (rows == 1) {  // decode: vector kernels, no BLAS call overhead
+        s.resize(static_cast<size_t>(n_keys));
+        for (int64_t j = 0; j < n_keys; ++j) s[j] = ops::dot(q, k + j * kv_dim, d) * inv_sqrt_d;
+        ops::softmax_row(s.data(), n_keys);
+        std::fill(z, z + d, 0.0f);
+        for (int64_t j = 0; j < n_keys; ++j) ops::axpy(s[j], v + j * kv_dim, z, d);
+        continue;
       }
+      s.resize(static_cast<size_t>(rows * n_keys));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
+                  static_cast<int>(n_keys), static_cast<int>(d), inv_sqrt_d, q,
+                  static_cast<int>(q_dim), k, static_cast<int>(kv_dim), 0.0f, s.data(),
+                  static_cast<int>(n_keys));
+      for (int64_t r = 0; r < rows; ++r) {  // query i0 + r sees keys [0, pos0 + i0 + r]
+        float* row = s.data() + r * n_keys;
+        const int64_t seen = pos0 + i0 + r + 1;
+        ops::softmax_row(row, seen);
+        std::fill(row + seen, row + n_keys, 0.0f);
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
+                  static_cast<int>(d), static_cast<int>(n_keys), 1.0f, s.data(),
+                  static_cast<int>(n_keys), v, static_cast<int>(kv_dim), 0.0f, z,
+                  static_cast<int>(q_dim));
     }
   });
 }
@@ -230,7 +251,7 @@ void Session::attend_materialized(int layer, int64_t n) {
       const float* q = q_.data() + (i * c.n_heads + h) * d;
       float* s = scores_.data() + task * n_keys;
       for (int64_t j = 0; j <= pos0 + i; ++j)
-        s[j] = dot(q, kc + j * kv_dim + g * d, d) * inv_sqrt_d;
+        s[j] = ops::dot(q, kc + j * kv_dim + g * d, d) * inv_sqrt_d;
     }
   });
   site<kHooks>(HookPoint::kAttnScores, layer, scores_.data(), {c.n_heads, n, n_keys});
@@ -247,9 +268,7 @@ void Session::attend_materialized(int layer, int64_t n) {
       float* z = z_.data() + (i * c.n_heads + h) * d;
       std::fill(z, z + d, 0.0f);
       for (int64_t j = 0; j < n_keys; ++j) {
-        if (p[j] == 0.0f) continue;
-        const float* v = vc + j * kv_dim + g * d;
-        for (int64_t e = 0; e < d; ++e) z[e] += p[j] * v[e];
+        if (p[j] != 0.0f) ops::axpy(p[j], vc + j * kv_dim + g * d, z, d);
       }
     }
   });

@@ -27,7 +27,10 @@ namespace glassbox {
 
 struct SessionOptions {
   int n_threads = 0;  // 0 = all cores
-  int64_t n_ctx = 0;  // KV-cache length; 0 = the model's context length
+  // KV-cache length; 0 = the model's context length. Rotary models may ask for more than they were
+  // trained on (as llama.cpp allows; quality past it is the user's affair); learned positions
+  // cannot go past their table.
+  int64_t n_ctx = 0;
   // Benchmarks only: run the hook-checking forward even when no hook is registered, to measure
   // what the checks cost.
   bool force_hook_sites = false;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/half.h"
+#include "ops/f32.h"
 #include "ops/quant.h"
 
 namespace glassbox::ops {
@@ -55,15 +56,18 @@ void gelu_tanh(const float* x, int64_t n, float* out) {
   }
 }
 
+float dot(const float* a, const float* b, int64_t n) { return dot_f32(a, b, n); }
+
+void axpy(float alpha, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
 void add_inplace(float* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
 void silu_mul(const float* gate, const float* up, int64_t n, float* post) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    post[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
+  silu_mul_f32(gate, up, n, post);
 }
 
 void softmax_row(float* x, int64_t n) {
@@ -73,12 +77,7 @@ void softmax_row(float* x, int64_t n) {
     std::fill(x, x + n, 0.0f);
     return;
   }
-  double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += x[i];
-  }
-  const float inv = static_cast<float>(1.0 / sum);
+  const float inv = 1.0f / exp_shift_sum(x, n, mx);
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
@@ -117,19 +116,41 @@ void dequantize_rows(DType dtype, const void* src, int64_t k, int64_t row_begin,
   }
 }
 
+namespace {
+
+// Float weights: our own matrix-vector kernel for one row (decode is bound by reading the weights,
+// which it does at memory speed), single-threaded OpenBLAS sgemm per slice of output columns
+// otherwise. All threading is the pool's: OpenBLAS is kept at one thread (see Session), so its
+// own spinning threads never compete with ours.
+void matmul_f32(const float* x, int64_t n, int64_t k, const float* w, int64_t m, float* y,
+                ThreadPool& pool) {
+  constexpr int64_t kCols = 16;         // slices are whole multiples of this many columns
+  constexpr int64_t kInline = 1 << 15;  // below this many multiply-adds one thread is quicker
+  const int64_t n_slices = (m + kCols - 1) / kCols;
+  const auto run = [&](int64_t s0, int64_t s1) {
+    const int64_t c0 = s0 * kCols, c1 = std::min(m, s1 * kCols);
+    if (n == 1) {
+      gemv_f32(w, k, x, c0, c1, y + c0);
+      return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n),
+                static_cast<int>(c1 - c0), static_cast<int>(k), 1.0f, x, static_cast<int>(k),
+                w + c0 * k, static_cast<int>(k), 0.0f, y + c0, static_cast<int>(m));
+  };
+  if (n * m * k < kInline) {
+    run(0, n_slices);
+  } else {
+    pool.parallel_for(n_slices, run);
+  }
+}
+
+}  // namespace
+
 void matmul_wt(const float* x, int64_t n, int64_t k, const Tensor& w, float* y, ThreadPool& pool) {
   const int64_t m = w.dim(0);
   GLASSBOX_ASSERT(w.dim(1) == k);
   if (w.dtype() == DType::kF32) {
-    const float* wd = w.data<float>();
-    if (n == 1) {
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(m), static_cast<int>(k), 1.0f, wd,
-                  static_cast<int>(k), x, 1, 0.0f, y, 1);
-    } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(m),
-                  static_cast<int>(k), 1.0f, x, static_cast<int>(k), wd, static_cast<int>(k), 0.0f,
-                  y, static_cast<int>(m));
-    }
+    matmul_f32(x, n, k, w.data<float>(), m, y, pool);
     return;
   }
   if (has_int_kernel(w.dtype())) {  // integer kernels on the blocks, activations as int8

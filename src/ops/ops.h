@@ -20,6 +20,10 @@ void mul_columns(float* x, int64_t n, int64_t d, const float* w);
 void center_rows(const float* x, int64_t n, int64_t d, float* out);
 // x[i, j] += b[j]
 void add_columns(float* x, int64_t n, int64_t d, const float* b);
+// sum_i a[i] b[i]
+float dot(const float* a, const float* b, int64_t n);
+// y[i] += alpha x[i]
+void axpy(float alpha, const float* x, float* y, int64_t n);
 // Element-wise y += x over n values.
 void add_inplace(float* y, const float* x, int64_t n);
 // post[i] = silu(gate[i]) * up[i]
@@ -34,9 +38,10 @@ bool weight_dtype_supported(DType dtype);
 // dst[r, :] = float(src row r) for rows [row_begin, row_end) of a [rows, k] weight of `dtype`.
 void dequantize_rows(DType dtype, const void* src, int64_t k, int64_t row_begin, int64_t row_end,
                      float* dst);
-// y[n, m] = x[n, k] @ w^T where w is a [m, k] weight (F32 via BLAS; Q8_0/Q4_0/Q4_K/Q5_K/Q6_K
-// by the integer kernels of ops/quant.h, on int8-rounded x; other dtypes converted tile by tile).
-// `pool` splits non-F32 work by output columns.
+// y[n, m] = x[n, k] @ w^T where w is a [m, k] weight (F32: own SIMD kernel for n = 1, sgemm
+// otherwise; Q8_0/Q4_0/Q4_K/Q5_K/Q6_K by the integer kernels of ops/quant.h, on int8-rounded x;
+// other dtypes converted tile by tile). `pool` splits the work by output columns; BLAS calls
+// are made single-threaded from the pool's threads.
 void matmul_wt(const float* x, int64_t n, int64_t k, const Tensor& w, float* y, ThreadPool& pool);
 
 // Rotary embedding on x [n_pos, n_heads, d_head] for absolute positions pos_start + i.

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+#include <vector>
+
 #include "core/half.h"
 #include "core/thread_pool.h"
 
@@ -47,6 +51,23 @@ TEST(ThreadPool, CoversRangeExactlyOnce) {
     });
   }
   for (int h : hits) EXPECT_EQ(h, 50);
+}
+
+// Every size from 1 to past the chunk count, back to back (workers spinning) and after the workers
+// have gone to sleep (past the spin window), so both wake paths run.
+TEST(ThreadPool, EverySizeAndAfterSleep) {
+  ThreadPool pool(2);
+  for (int round = 0; round < 2; ++round) {
+    for (int64_t n = 1; n <= 40; ++n) {
+      std::vector<int> hits(static_cast<size_t>(n), 0);
+      pool.parallel_for(n, [&](int64_t b, int64_t e) {
+        ASSERT_LT(b, e);
+        for (int64_t i = b; i < e; ++i) ++hits[static_cast<size_t>(i)];
+      });
+      for (int h : hits) ASSERT_EQ(h, 1) << "n=" << n;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 }  // namespace
