@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <limits>
+#include <map>
 
 namespace glassbox {
 namespace {
@@ -307,6 +308,22 @@ std::string GgufValue::to_display(size_t max_items) const {
   }
 }
 
+namespace {
+
+// " (NAME)" for the ggml types glassbox does not map (ggml.h `enum ggml_type`), so that an error
+// can say which one a file uses; empty for ids ggml does not define (4, 5 and 31-33 were removed).
+std::string unmapped_ggml_type_name(uint32_t ggml_type) {
+  static const std::map<uint32_t, const char*> kNames = {
+      {9, "Q8_1"},     {15, "Q8_K"},   {16, "IQ2_XXS"}, {17, "IQ2_XS"},
+      {18, "IQ3_XXS"}, {19, "IQ1_S"},  {20, "IQ4_NL"},  {21, "IQ3_S"},
+      {22, "IQ2_S"},   {23, "IQ4_XS"}, {24, "I8"},      {25, "I16"},
+      {29, "IQ1_M"},   {34, "TQ1_0"},  {35, "TQ2_0"},   {39, "MXFP4"}};
+  const auto it = kNames.find(ggml_type);
+  return it == kNames.end() ? "" : std::string(" (") + it->second + ")";
+}
+
+}  // namespace
+
 std::optional<DType> dtype_from_ggml_type(uint32_t ggml_type) {
   switch (ggml_type) {
     case 0:
@@ -464,7 +481,10 @@ void GgufFile::validate_tensors() {
     const std::optional<DType> dtype = dtype_from_ggml_type(t.ggml_type);
     if (!dtype) {
       fail(ErrorCode::kUnsupported, path_,
-           what + ": unsupported ggml type id " + std::to_string(t.ggml_type));
+           what + ": unsupported ggml type id " + std::to_string(t.ggml_type) +
+               unmapped_ggml_type_name(t.ggml_type) +
+               "; glassbox reads F32, F16, BF16, F64, I32, I64, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, "
+               "Q2_K, Q3_K, Q4_K, Q5_K, Q6_K");
     }
     t.dtype = *dtype;
     const DTypeInfo& di = dtype_info(t.dtype);

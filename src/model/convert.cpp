@@ -35,7 +35,7 @@ Plan plan_for(const std::string& type) {
 // The _m mixes follow llama.cpp's recipe: output.weight and, in the first and last eighth of the
 // layers and every third layer between, attn_v and ffn_down get more bits.
 static bool more_bits_layer(int64_t l, int64_t n) {
-  return l < n / 8 || l >= 7 * n / 8 || (l - n / 8) % 3 == 2;
+  return l < n / 8 || l >= 7 * n / 8 || (l - n / 8) % 3 == 1;
 }
 
 // Owned F32 copy of any tensor (dequantizing block types).
@@ -53,8 +53,14 @@ Tensor retype(const Tensor& t, DType type) {
   if (type == DType::kF32) return f;
   const int64_t k = f.ndim() ? f.dim(-1) : 1;
   if (k % dtype_info(type).block_size != 0) {
-    // Rows that are no whole number of blocks: keep the bits of the nearest plain type.
-    type = k % 32 == 0 && type != DType::kF16 && type != DType::kBF16 ? DType::kQ8_0 : DType::kF16;
+    // Rows that are no whole number of blocks fall back as llama.cpp's quantizer does
+    // (llama_tensor_get_type): Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, and F16 when the row is
+    // not a whole number of 32-element blocks either (where llama.cpp refuses Q8_0 and Q4_0).
+    type = type == DType::kQ4_K   ? DType::kQ5_0
+           : type == DType::kQ5_K ? DType::kQ5_1
+           : type == DType::kQ6_K ? DType::kQ8_0
+                                  : type;
+    if (k % dtype_info(type).block_size != 0) type = DType::kF16;
   }
   Tensor out = Tensor::zeros(type, f.shape());
   const float* src = f.data<float>();
@@ -174,6 +180,7 @@ void convert_model(const Model& model, const std::string& out_path, const Conver
                    const std::string& vocab_path) {
   using namespace convert_detail;
   const Plan plan = plan_for(options.type);
+  model.check_computable();  // every weight must dequantize (a Q2_K file cannot be converted)
   if (out_path.ends_with(".gguf")) {
     write_gguf_model(model, out_path, plan, vocab_path);
   } else if (out_path.ends_with(".bin")) {

@@ -16,7 +16,10 @@ struct ConvertOptions {
 };
 
 // Writes `model` to `out_path`: a `.gguf` file, a llama2.c `.bin` (llama, f32 only), or an HF
-// directory (config.json + model.safetensors; float types only). `vocab_path` (optional) is a
+// directory (config.json + model.safetensors; float types only). Every weight is dequantized to
+// f32 and re-typed (so a quantized source is requantized). The _m mixes and the fallback for rows
+// that are not whole blocks of the chosen type (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then
+// F16) follow llama.cpp's llama_tensor_get_type; 1-D tensors stay f32. `vocab_path` (optional) is a
 // llama2.c tok*.bin whose pieces are embedded into a GGUF; a GGUF source's tokenizer.ggml.*
 // metadata is copied as is. Throws Error(kInvalidArgument/kUnsupported) for a combination that
 // cannot be written, naming it.

@@ -79,27 +79,30 @@ int64_t Model::n_params() const {
 }
 
 void Model::check_computable() const {
-  std::vector<std::pair<std::string, const Tensor*>> matrices = {{"token embedding", &tok_embd_},
-                                                                 {"unembedding", &output_}};
-  if (pos_embd_.defined()) matrices.push_back({"position embedding", &pos_embd_});
+  // Weight matrices under their GGUF names (for GPT-2, q/k/v are rows of blk.N.attn_qkv).
+  std::vector<std::pair<std::string, const Tensor*>> matrices = {
+      {"token_embd.weight", &tok_embd_},
+      {config_.tied_embeddings ? "token_embd.weight" : "output.weight", &output_}};
+  if (pos_embd_.defined()) matrices.push_back({"position_embd.weight", &pos_embd_});
   for (size_t l = 0; l < layers_.size(); ++l) {
     const LayerWeights& w = layers_[l];
-    const std::string p = "layer " + std::to_string(l) + " ";
-    for (const auto& [name, t] : {std::pair{"q", &w.wq},
-                                  {"k", &w.wk},
-                                  {"v", &w.wv},
-                                  {"output", &w.wo},
-                                  {"gate", &w.w_gate},
-                                  {"up", &w.w_up},
-                                  {"down", &w.w_down}}) {
-      if (t->numel() > 0) matrices.push_back({p + name + " weight", t});
+    const std::string p = "blk." + std::to_string(l) + ".";
+    for (const auto& [name, t] : {std::pair{"attn_q", &w.wq},
+                                  {"attn_k", &w.wk},
+                                  {"attn_v", &w.wv},
+                                  {"attn_output", &w.wo},
+                                  {"ffn_gate", &w.w_gate},
+                                  {"ffn_up", &w.w_up},
+                                  {"ffn_down", &w.w_down}}) {
+      if (t->numel() > 0) matrices.push_back({p + name + ".weight", t});
     }
   }
   for (const auto& [name, t] : matrices) {
     if (!ops::weight_dtype_supported(t->dtype())) {
-      throw Error(ErrorCode::kUnsupported, path_ + ": the " + name + " has dtype " +
-                                               dtype_name(t->dtype()) +
-                                               ", which the forward pass cannot compute with");
+      throw Error(ErrorCode::kUnsupported,
+                  path_ + ": tensor " + name + " has dtype " + dtype_name(t->dtype()) +
+                      ", which glassbox cannot compute with or convert (supported: f32, f16, "
+                      "bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k)");
     }
   }
 }

@@ -93,7 +93,16 @@ Tensor Session::run(std::span<const int32_t> tokens, LogitsMode mode) {
     const Tensor& pos = model_.position_embedding();
     ops::dequantize_rows(pos.dtype(), pos.raw(), c.d_model, n_past_, n_past_ + n, tmp_.data());
     site<kHooks>(HookPoint::kPosEmbed, -1, tmp_.data(), {n, c.d_model});
-    ops::add_inplace(x_.data(), tmp_.data(), n * c.d_model);
+    add_rows(x_.data(), tmp_.data(), n, c.d_model);
+  }
+  if (c.position == PositionType::kRope) {  // one table for every layer of this call
+    const auto n_freq = static_cast<int64_t>(inv_freq_.size());
+    rope_cos_.resize(static_cast<size_t>(n * n_freq));
+    rope_sin_.resize(static_cast<size_t>(n * n_freq));
+    for_rows(n, [&](int64_t r0, int64_t r1) {
+      ops::rope_table(inv_freq_.data(), n_freq, n_past_ + r0, r1 - r0,
+                      rope_cos_.data() + r0 * n_freq, rope_sin_.data() + r0 * n_freq);
+    });
   }
   for (int layer = 0; layer < c.n_layers; ++layer) {
     site<kHooks>(HookPoint::kResidPre, layer, x_.data(), {n, c.d_model});
@@ -117,21 +126,48 @@ void Session::norm(HookPoint scale_point, HookPoint normalized_point, int layer,
                    const Tensor& weight, const Tensor& bias) {
   const ModelConfig& c = model_.config();
   const int64_t d = c.d_model;
+  float* x = x_.data();
+  float* xn = xn_.data();
+  float* scale = scale_.data();
   if (c.norm == NormType::kRms) {
-    ops::rms_scale(x_.data(), n, d, c.norm_eps, scale_.data());
-    site<kHooks>(scale_point, layer, scale_.data(), {n, 1});
-    ops::divide_rows(x_.data(), n, d, scale_.data(), xn_.data());
-    site<kHooks>(normalized_point, layer, xn_.data(), {n, d});
-    ops::mul_columns(xn_.data(), n, d, weight.data<float>());
+    for_rows(n, [&](int64_t r0, int64_t r1) {
+      ops::rms_scale(x + r0 * d, r1 - r0, d, c.norm_eps, scale + r0);
+    });
+    site<kHooks>(scale_point, layer, scale, {n, 1});
+    for_rows(n, [&](int64_t r0, int64_t r1) {
+      ops::divide_rows(x + r0 * d, r1 - r0, d, scale + r0, xn + r0 * d);
+    });
+    site<kHooks>(normalized_point, layer, xn, {n, d});
+    for_rows(n, [&](int64_t r0, int64_t r1) {
+      ops::mul_columns(xn + r0 * d, r1 - r0, d, weight.data<float>());
+    });
     return;
   }
-  ops::center_rows(x_.data(), n, d, xn_.data());
-  ops::rms_scale(xn_.data(), n, d, c.norm_eps, scale_.data());
-  site<kHooks>(scale_point, layer, scale_.data(), {n, 1});
-  ops::divide_rows(xn_.data(), n, d, scale_.data(), xn_.data());
-  ops::mul_columns(xn_.data(), n, d, weight.data<float>());
-  ops::add_columns(xn_.data(), n, d, bias.data<float>());
-  site<kHooks>(normalized_point, layer, xn_.data(), {n, d});
+  for_rows(n, [&](int64_t r0, int64_t r1) {
+    ops::center_rows(x + r0 * d, r1 - r0, d, xn + r0 * d);
+    ops::rms_scale(xn + r0 * d, r1 - r0, d, c.norm_eps, scale + r0);
+  });
+  site<kHooks>(scale_point, layer, scale, {n, 1});
+  for_rows(n, [&](int64_t r0, int64_t r1) {
+    ops::divide_rows(xn + r0 * d, r1 - r0, d, scale + r0, xn + r0 * d);
+    ops::mul_columns(xn + r0 * d, r1 - r0, d, weight.data<float>());
+    ops::add_columns(xn + r0 * d, r1 - r0, d, bias.data<float>());
+  });
+  site<kHooks>(normalized_point, layer, xn, {n, d});
+}
+
+void Session::for_rows(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+  constexpr int64_t kParallelRows = 32;
+  if (n < kParallelRows) {
+    fn(0, n);
+  } else {
+    pool_.parallel_for(n, fn);
+  }
+}
+
+void Session::add_rows(float* y, const float* x, int64_t n, int64_t d) {
+  for_rows(
+      n, [&](int64_t r0, int64_t r1) { ops::add_inplace(y + r0 * d, x + r0 * d, (r1 - r0) * d); });
 }
 
 // y[n, m] = x @ w^T (+ b when the model has that bias).
@@ -156,8 +192,14 @@ void Session::attention_block(int layer, int64_t n) {
   if (c.position == PositionType::kRope) {
     const bool interleaved = c.rope_style == RopeStyle::kInterleaved;
     const auto n_freq = static_cast<int64_t>(inv_freq_.size());
-    ops::rope(q_.data(), n, c.n_heads, c.d_head, inv_freq_.data(), n_freq, n_past_, interleaved);
-    ops::rope(k_.data(), n, c.n_kv_heads, c.d_head, inv_freq_.data(), n_freq, n_past_, interleaved);
+    for_rows(n, [&](int64_t r0, int64_t r1) {
+      const float* cs = rope_cos_.data() + r0 * n_freq;
+      const float* sn = rope_sin_.data() + r0 * n_freq;
+      ops::rope(q_.data() + r0 * c.q_dim(), r1 - r0, c.n_heads, c.d_head, cs, sn, n_freq,
+                interleaved);
+      ops::rope(k_.data() + r0 * c.kv_dim(), r1 - r0, c.n_kv_heads, c.d_head, cs, sn, n_freq,
+                interleaved);
+    });
     site<kHooks>(HookPoint::kAttnRotQ, layer, q_.data(), {n, c.n_heads, c.d_head});
     site<kHooks>(HookPoint::kAttnRotK, layer, k_.data(), {n, c.n_kv_heads, c.d_head});
   }
@@ -181,7 +223,7 @@ void Session::attention_block(int layer, int64_t n) {
   site<kHooks>(HookPoint::kAttnZ, layer, z_.data(), {n, c.n_heads, c.d_head});
   linear(z_.data(), n, c.q_dim(), w.wo, w.bo, tmp_.data());
   site<kHooks>(HookPoint::kAttnOut, layer, tmp_.data(), {n, c.d_model});
-  ops::add_inplace(x_.data(), tmp_.data(), n * c.d_model);
+  add_rows(x_.data(), tmp_.data(), n, c.d_model);
   site<kHooks>(HookPoint::kResidMid, layer, x_.data(), {n, c.d_model});
 }
 
@@ -284,16 +326,23 @@ void Session::mlp_block(int layer, int64_t n) {
     linear(xn_.data(), n, c.d_model, w.w_up, w.b_up, up_.data());
     site<kHooks>(HookPoint::kMlpPre, layer, gate_.data(), {n, c.d_mlp});
     site<kHooks>(HookPoint::kMlpPreLinear, layer, up_.data(), {n, c.d_mlp});
-    ops::silu_mul(gate_.data(), up_.data(), n * c.d_mlp, post_.data());
+    const int64_t f = c.d_mlp;
+    for_rows(n, [&](int64_t r0, int64_t r1) {
+      ops::silu_mul(gate_.data() + r0 * f, up_.data() + r0 * f, (r1 - r0) * f,
+                    post_.data() + r0 * f);
+    });
   } else {
     linear(xn_.data(), n, c.d_model, w.w_up, w.b_up, gate_.data());
     site<kHooks>(HookPoint::kMlpPre, layer, gate_.data(), {n, c.d_mlp});
-    ops::gelu_tanh(gate_.data(), n * c.d_mlp, post_.data());
+    const int64_t f = c.d_mlp;
+    for_rows(n, [&](int64_t r0, int64_t r1) {
+      ops::gelu_tanh(gate_.data() + r0 * f, (r1 - r0) * f, post_.data() + r0 * f);
+    });
   }
   site<kHooks>(HookPoint::kMlpPost, layer, post_.data(), {n, c.d_mlp});
   linear(post_.data(), n, c.d_mlp, w.w_down, w.b_down, tmp_.data());
   site<kHooks>(HookPoint::kMlpOut, layer, tmp_.data(), {n, c.d_model});
-  ops::add_inplace(x_.data(), tmp_.data(), n * c.d_model);
+  add_rows(x_.data(), tmp_.data(), n, c.d_model);
   site<kHooks>(HookPoint::kResidPost, layer, x_.data(), {n, c.d_model});
 }
 

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <span>
@@ -69,6 +70,11 @@ class Session {
   void norm(HookPoint scale_point, HookPoint normalized_point, int layer, int64_t n,
             const Tensor& weight, const Tensor& bias);
   void linear(const float* x, int64_t n, int64_t k, const Tensor& w, const Tensor& b, float* y);
+  // fn(r0, r1) over the rows [0, n) of an element-wise step: on the pool for long prompts, inline
+  // for the few rows of a decode step (where waking threads costs more than the work).
+  void for_rows(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+  // y[n, d] += x[n, d]
+  void add_rows(float* y, const float* x, int64_t n, int64_t d);
   // Causal attention for queries rows [0, n) over keys [0, n_past + n); z_ gets the result.
   void attend_streaming(int layer, int64_t n);
   template <bool kHooks>
@@ -88,7 +94,8 @@ class Session {
   SessionOptions options_;
   ThreadPool pool_;
   HookRegistry hooks_;
-  std::vector<double> inv_freq_;  // RoPE inverse frequencies (empty without RoPE)
+  std::vector<double> inv_freq_;            // RoPE inverse frequencies (empty without RoPE)
+  std::vector<float> rope_cos_, rope_sin_;  // [n, n_freq] for this call's positions
   int64_t n_ctx_ = 0;
   int64_t n_past_ = 0;
   int64_t capacity_ = 0;

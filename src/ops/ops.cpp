@@ -175,24 +175,30 @@ void matmul_wt(const float* x, int64_t n, int64_t k, const Tensor& w, float* y, 
   });
 }
 
-void rope(float* x, int64_t n_pos, int64_t n_heads, int64_t d_head, const double* inv_freq,
-          int64_t n_freq, int64_t pos_start, bool interleaved) {
-  std::vector<float> cos_t(static_cast<size_t>(n_freq)), sin_t(static_cast<size_t>(n_freq));
+void rope_table(const double* inv_freq, int64_t n_freq, int64_t pos_start, int64_t n_pos,
+                float* cos_t, float* sin_t) {
   for (int64_t p = 0; p < n_pos; ++p) {
-    // Angles in double: positions times frequencies lose digits in float at long contexts.
     const double pos = static_cast<double>(pos_start + p);
     for (int64_t i = 0; i < n_freq; ++i) {
-      cos_t[i] = static_cast<float>(std::cos(pos * inv_freq[i]));
-      sin_t[i] = static_cast<float>(std::sin(pos * inv_freq[i]));
+      cos_t[p * n_freq + i] = static_cast<float>(std::cos(pos * inv_freq[i]));
+      sin_t[p * n_freq + i] = static_cast<float>(std::sin(pos * inv_freq[i]));
     }
+  }
+}
+
+void rope(float* x, int64_t n_pos, int64_t n_heads, int64_t d_head, const float* cos_t,
+          const float* sin_t, int64_t n_freq, bool interleaved) {
+  for (int64_t p = 0; p < n_pos; ++p) {
+    const float* c = cos_t + p * n_freq;
+    const float* s = sin_t + p * n_freq;
     for (int64_t h = 0; h < n_heads; ++h) {
       float* v = x + (p * n_heads + h) * d_head;
       for (int64_t i = 0; i < n_freq; ++i) {
         const int64_t a = interleaved ? 2 * i : i;
         const int64_t b = interleaved ? 2 * i + 1 : i + n_freq;
         const float x0 = v[a], x1 = v[b];
-        v[a] = x0 * cos_t[i] - x1 * sin_t[i];
-        v[b] = x0 * sin_t[i] + x1 * cos_t[i];
+        v[a] = x0 * c[i] - x1 * s[i];
+        v[b] = x0 * s[i] + x1 * c[i];
       }
     }
   }

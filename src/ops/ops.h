@@ -44,10 +44,14 @@ void dequantize_rows(DType dtype, const void* src, int64_t k, int64_t row_begin,
 // are made single-threaded from the pool's threads.
 void matmul_wt(const float* x, int64_t n, int64_t k, const Tensor& w, float* y, ThreadPool& pool);
 
-// Rotary embedding on x [n_pos, n_heads, d_head] for absolute positions pos_start + i.
-// Rotates the first 2 * n_freq dims of each head by angle pos * inv_freq[i], pairing
-// (2i, 2i+1) when interleaved, else (i, i + n_freq) (NeoX / Hugging Face layout).
-void rope(float* x, int64_t n_pos, int64_t n_heads, int64_t d_head, const double* inv_freq,
-          int64_t n_freq, int64_t pos_start, bool interleaved);
+// Rotary embedding tables for absolute positions pos_start + p, p < n_pos: cos/sin [n_pos, n_freq]
+// of angle (pos_start + p) * inv_freq[i] (angles in double: float loses digits at long contexts).
+void rope_table(const double* inv_freq, int64_t n_freq, int64_t pos_start, int64_t n_pos,
+                float* cos_t, float* sin_t);
+// Rotary embedding on x [n_pos, n_heads, d_head] with row p of the tables: rotates the first
+// 2 * n_freq dims of each head, pairing (2i, 2i+1) when interleaved, else (i, i + n_freq)
+// (NeoX / Hugging Face layout).
+void rope(float* x, int64_t n_pos, int64_t n_heads, int64_t d_head, const float* cos_t,
+          const float* sin_t, int64_t n_freq, bool interleaved);
 
 }  // namespace glassbox::ops

@@ -47,8 +47,9 @@ struct HfCheckpoint {
 };
 // `path` is the model directory, its config.json, or a .safetensors / index file inside it.
 HfCheckpoint load_hf_checkpoint(const std::string& path);
-// Whether `path` looks like a Hugging Face checkpoint (a directory with config.json, a
-// config.json, or a .safetensors / .safetensors.index.json file).
+// Whether `path` looks like a Hugging Face checkpoint (any directory, since no other format is
+// one -- load_hf_checkpoint then reports a missing config.json --, a config.json, or a
+// .safetensors / .safetensors.index.json file).
 bool is_hf_checkpoint(const std::string& path);
 
 }  // namespace glassbox::arch

@@ -2,6 +2,7 @@
 // Supported: LlamaForCausalLM (RoPE in HF's rotate-half layout, GQA, Llama 3 rope scaling, tied
 // or untied embeddings) and GPT2LMHeadModel (Conv1D weights stored [in, out], transposed here).
 // Tensors are renamed to GGUF names so bind_weights() serves every format.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -24,10 +25,17 @@ fs::path model_dir(const std::string& path) {
 json read_config(const fs::path& file) {
   std::ifstream in(file);
   if (!in) throw Error(ErrorCode::kIo, file.string() + ": cannot open");
-  json j = json::parse(in, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    throw Error(ErrorCode::kFormat, file.string() + ": not a JSON object");
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const json::parse_error& e) {
+    // e.what() reads "[json.exception.parse_error.101] parse error at line L, column C: ..."
+    const std::string what = e.what();
+    const size_t at = what.find("] ");
+    throw Error(ErrorCode::kFormat, file.string() + ": malformed JSON: " +
+                                        (at == std::string::npos ? what : what.substr(at + 2)));
   }
+  if (!j.is_object()) throw Error(ErrorCode::kFormat, file.string() + ": not a JSON object");
   return j;
 }
 
@@ -107,6 +115,16 @@ ModelConfig llama_config(const json& j, const std::string& source) {
   c.n_kv_heads = r.integer_or("num_key_value_heads", c.n_heads);
   c.d_head = r.integer_or("head_dim", c.n_heads > 0 ? c.d_model / c.n_heads : 0);
   c.d_vocab = r.integer("vocab_size");
+  if (c.n_heads > 0 && !j.contains("head_dim") && c.d_model % c.n_heads != 0) {
+    throw Error(ErrorCode::kFormat, source + ": hidden_size " + std::to_string(c.d_model) +
+                                        " is not a multiple of num_attention_heads " +
+                                        std::to_string(c.n_heads));
+  }
+  if (c.n_kv_heads > 0 && c.n_heads % c.n_kv_heads != 0) {
+    throw Error(ErrorCode::kFormat, source + ": num_attention_heads " + std::to_string(c.n_heads) +
+                                        " is not a multiple of num_key_value_heads " +
+                                        std::to_string(c.n_kv_heads));
+  }
   c.n_ctx = r.integer_or("max_position_embeddings", 2048);
   c.norm_eps = r.number_or("rms_norm_eps", 1e-6);
   c.rope_theta = r.number_or("rope_theta", 10000.0);
@@ -140,6 +158,11 @@ ModelConfig gpt2_config(const json& j, const std::string& source) {
   c.n_heads = r.integer("n_head");
   c.n_kv_heads = c.n_heads;
   c.d_head = c.n_heads > 0 ? c.d_model / c.n_heads : 0;
+  if (c.n_heads > 0 && c.d_model % c.n_heads != 0) {
+    throw Error(ErrorCode::kFormat, source + ": n_embd " + std::to_string(c.d_model) +
+                                        " is not a multiple of n_head " +
+                                        std::to_string(c.n_heads));
+  }
   c.d_vocab = r.integer("vocab_size");
   c.n_ctx = r.integer_or("n_positions", r.integer_or("n_ctx", 1024));
   c.norm_eps = r.number_or("layer_norm_epsilon", 1e-5);
@@ -214,11 +237,120 @@ std::pair<std::string, bool> gpt2_name(std::string name) {
   return {"", false};  // lm_head (tied), attn.bias / masked_bias buffers, ...
 }
 
+// A tensor the config calls for: its HF name and, per axis, the size the config implies with the
+// config field (or expression of fields) that sets it.
+struct Expected {
+  std::string name;
+  std::vector<std::pair<int64_t, std::string>> dims;
+  std::string why;  // extra context when it is missing
+};
+using Dim = std::pair<int64_t, std::string>;
+
+std::vector<Expected> llama_expected(const ModelConfig& c) {
+  const Dim d{c.d_model, "hidden_size"}, f{c.d_mlp, "intermediate_size"},
+      v{c.d_vocab, "vocab_size"}, q{c.q_dim(), "num_attention_heads * head_dim"},
+      kv{c.kv_dim(), "num_key_value_heads * head_dim"};
+  std::vector<Expected> e = {{"model.embed_tokens.weight", {v, d}, ""},
+                             {"model.norm.weight", {d}, ""}};
+  if (!c.tied_embeddings) e.push_back({"lm_head.weight", {v, d}, "tie_word_embeddings is false"});
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    e.push_back({p + "input_layernorm.weight", {d}, ""});
+    e.push_back({p + "self_attn.q_proj.weight", {q, d}, ""});
+    e.push_back({p + "self_attn.k_proj.weight", {kv, d}, ""});
+    e.push_back({p + "self_attn.v_proj.weight", {kv, d}, ""});
+    e.push_back({p + "self_attn.o_proj.weight", {d, q}, ""});
+    e.push_back({p + "post_attention_layernorm.weight", {d}, ""});
+    e.push_back({p + "mlp.gate_proj.weight", {f, d}, ""});
+    e.push_back({p + "mlp.up_proj.weight", {f, d}, ""});
+    e.push_back({p + "mlp.down_proj.weight", {d, f}, ""});
+  }
+  return e;
+}
+
+// HF GPT-2 stores Conv1D weights [in, out]. `prefix` is "transformer." or "".
+std::vector<Expected> gpt2_expected(const ModelConfig& c, const json& j,
+                                    const std::string& prefix) {
+  const bool has_inner = j.contains("n_inner") && !j["n_inner"].is_null();
+  const bool has_positions = j.contains("n_positions") && !j["n_positions"].is_null();
+  const Dim d{c.d_model, "n_embd"}, f{c.d_mlp, has_inner ? "n_inner" : "4 * n_embd"},
+      v{c.d_vocab, "vocab_size"}, ctx{c.n_ctx, has_positions ? "n_positions" : "n_ctx"},
+      qkv{c.q_dim() + 2 * c.kv_dim(), "3 * n_embd"};
+  std::vector<Expected> e = {{prefix + "wte.weight", {v, d}, ""},
+                             {prefix + "wpe.weight", {ctx, d}, ""},
+                             {prefix + "ln_f.weight", {d}, ""},
+                             {prefix + "ln_f.bias", {d}, ""}};
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string p = prefix + "h." + std::to_string(l) + ".";
+    for (const char* ln : {"ln_1", "ln_2"}) {
+      e.push_back({p + ln + ".weight", {d}, ""});
+      e.push_back({p + ln + ".bias", {d}, ""});
+    }
+    e.push_back({p + "attn.c_attn.weight", {d, qkv}, ""});
+    e.push_back({p + "attn.c_attn.bias", {qkv}, ""});
+    e.push_back({p + "attn.c_proj.weight", {d, d}, ""});
+    e.push_back({p + "attn.c_proj.bias", {d}, ""});
+    e.push_back({p + "mlp.c_fc.weight", {d, f}, ""});
+    e.push_back({p + "mlp.c_fc.bias", {f}, ""});
+    e.push_back({p + "mlp.c_proj.weight", {f, d}, ""});
+    e.push_back({p + "mlp.c_proj.bias", {d}, ""});
+  }
+  return e;
+}
+
+// Config and weights must agree before any tensor is renamed, so that errors speak of config.json
+// fields and the tensor names in the file: the number of layers (tensors `layer_re` matches, its
+// first group the layer index), then every expected tensor's presence and shape.
+void check_against_config(const std::vector<Expected>& expected, const ShardedSafetensors& st,
+                          const std::string& config_source, const std::regex& layer_re,
+                          const char* layers_field, int64_t n_layers) {
+  const std::string& wsource = st.path();
+  int64_t max_layer = -1;
+  std::smatch m;
+  for (const std::string& name : st.tensor_names()) {
+    if (std::regex_search(name, m, layer_re)) {
+      max_layer = std::max<int64_t>(max_layer, std::stoll(m[1].str()));
+    }
+  }
+  if (max_layer + 1 != n_layers) {
+    throw Error(ErrorCode::kFormat,
+                config_source + ": " + layers_field + " is " + std::to_string(n_layers) + " but " +
+                    wsource +
+                    (max_layer < 0 ? std::string(" holds no layer tensors")
+                                   : " holds layers 0.." + std::to_string(max_layer)));
+  }
+  for (const Expected& e : expected) {
+    const SafetensorsTensorInfo* info = st.find(e.name);
+    if (info == nullptr) {
+      throw Error(ErrorCode::kFormat, config_source + (e.why.empty() ? "" : " (" + e.why + ")") +
+                                          " calls for tensor " + e.name + ", which " + wsource +
+                                          " does not have");
+    }
+    Shape want;
+    std::string fields;
+    for (const auto& [size, field] : e.dims) {
+      want.push_back(size);
+      fields += (fields.empty() ? "" : ", ") + field;
+    }
+    if (info->shape == want) continue;
+    std::string culprit;
+    for (size_t i = 0; i < want.size() && i < info->shape.size(); ++i) {
+      if (info->shape[i] != want[i]) {
+        culprit = e.dims[i].second + " is " + std::to_string(want[i]) + " but ";
+        break;
+      }
+    }
+    throw Error(ErrorCode::kShape, config_source + ": " + culprit + wsource + ": tensor " + e.name +
+                                       " has shape " + shape_str(info->shape) + " (expected [" +
+                                       fields + "] = " + shape_str(want) + ")");
+  }
+}
+
 }  // namespace
 
 bool is_hf_checkpoint(const std::string& path) {
   const fs::path p(path);
-  if (fs::is_directory(p)) return fs::exists(p / "config.json");
+  if (fs::is_directory(p)) return true;  // the only directory format; needs config.json
   const std::string name = p.filename().string();
   return name == "config.json" || name.ends_with(".safetensors") ||
          name.ends_with(".safetensors.index.json");
@@ -251,6 +383,16 @@ HfCheckpoint load_hf_checkpoint(const std::string& path) {
           : fs::path(path);
   const ShardedSafetensors st = ShardedSafetensors::open(weights.string());
   const std::string wsource = st.path();
+  if (ck.config.architecture == "llama") {
+    static const std::regex layer(R"(^model\.layers\.(\d+)\.)");
+    check_against_config(llama_expected(ck.config), st, source, layer, "num_hidden_layers",
+                         ck.config.n_layers);
+  } else {
+    static const std::regex layer(R"(^(?:transformer\.)?h\.(\d+)\.)");
+    const std::string prefix = st.find("wte.weight") != nullptr ? "" : "transformer.";
+    check_against_config(gpt2_expected(ck.config, j, prefix), st, source, layer, "n_layer",
+                         ck.config.n_layers);
+  }
   for (const std::string& name : st.tensor_names()) {
     const Tensor t = st.tensor(name);
     ck.file_tensors.emplace_back(name, t);
@@ -261,11 +403,6 @@ HfCheckpoint load_hf_checkpoint(const std::string& path) {
       const auto [gguf, conv1d] = gpt2_name(name);
       if (!gguf.empty()) ck.tensors[gguf] = conv1d ? transposed(t, name, wsource) : t;
     }
-  }
-  if (ck.config.architecture == "llama" && !ck.config.tied_embeddings &&
-      ck.tensors.count("output.weight") == 0) {
-    throw Error(ErrorCode::kFormat, source + " says tie_word_embeddings is false but " + wsource +
-                                        " has no lm_head.weight");
   }
   if (ck.config.architecture == "gpt2") split_fused_qkv(ck.tensors, ck.config, wsource);
   return ck;
