@@ -68,6 +68,19 @@ struct Q4_0Weights {
   }
 };
 
+// Horizontal sums of n <= 8 float vectors as the lanes of one (lane i = sum of v[i]): a vhaddps
+// tree, a quarter of the instructions of one reduction per vector.
+template <int N>
+GB_INLINE __m256 hsum_lanes_ps(const __m256* v) {
+  __m256 h[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) h[i] = i < N ? v[i] : _mm256_setzero_ps();
+  const __m256 p01 = _mm256_hadd_ps(h[0], h[1]), p23 = _mm256_hadd_ps(h[2], h[3]);
+  const __m256 p45 = _mm256_hadd_ps(h[4], h[5]), p67 = _mm256_hadd_ps(h[6], h[7]);
+  const __m256 q0 = _mm256_hadd_ps(p01, p23), q1 = _mm256_hadd_ps(p45, p67);
+  return _mm256_add_ps(_mm256_permute2f128_ps(q0, q1, 0x20), _mm256_permute2f128_ps(q0, q1, 0x31));
+}
+
 // Both block scales (f16 at offset 0 of each block) broadcast to 8 lanes each.
 template <class W, bool kTwo>
 GB_INLINE __m512 weight_scales(const uint8_t* blk) {
@@ -131,10 +144,22 @@ void micro32(const QuantizedActs& a, int64_t r0, const uint8_t* w, size_t row_by
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2) step32<W, R, C, true>(a, r0, wrow, b, acc);
   if (b < nb) step32<W, R, C, false>(a, r0, wrow, b, acc);
+  // One reduction tree for the whole tile rather than a reduction per accumulator.
+  alignas(32) float out[16];
+  __m256 half[16];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
-    for (int c = 0; c < C; ++c) y[(r0 + r) * ldy + c0 + c] = _mm512_reduce_add_ps(acc[r][c]);
+    for (int c = 0; c < C; ++c)
+      half[r * C + c] = _mm256_add_ps(_mm512_castps512_ps256(acc[r][c]),
+                                      _mm256_castpd_ps(_mm512_extractf64x4_pd(
+                                          _mm512_castps_pd(acc[r][c]), 1)));
+  _mm256_store_ps(out, hsum_lanes_ps<(R * C < 8 ? R * C : 8)>(half));
+  if constexpr (R * C > 8) _mm256_store_ps(out + 8, hsum_lanes_ps<R * C - 8>(half + 8));
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) y[(r0 + r) * ldy + c0 + c] = out[r * C + c];
 }
 
 // ---- K types ------------------------------------------------------------------------------
@@ -261,20 +286,35 @@ GB_INLINE __m512i k_part_codes(const uint8_t* blk, int p) {
   }
 }
 
+// Horizontal sums of n <= 8 int32 vectors as the lanes of one: lane i = sum of v[i]'s lanes.
+// A tree of vphaddd instead of one reduction per vector (a quarter of the instructions), which
+// matters when a row is only one or two super-blocks long.
+template <int N>
+GB_INLINE __m256i hsum_lanes(const __m256i* v) {
+  __m256i h[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) h[i] = i < N ? v[i] : _mm256_setzero_si256();
+  const __m256i p01 = _mm256_hadd_epi32(h[0], h[1]), p23 = _mm256_hadd_epi32(h[2], h[3]);
+  const __m256i p45 = _mm256_hadd_epi32(h[4], h[5]), p67 = _mm256_hadd_epi32(h[6], h[7]);
+  const __m256i q0 = _mm256_hadd_epi32(p01, p23), q1 = _mm256_hadd_epi32(p45, p67);
+  // q0 = [v0..v3 partial (lanes 0-3 of each), v0..v3 partial (lanes 4-7)], q1 the same for v4-7.
+  return _mm256_add_epi32(_mm256_permute2x128_si256(q0, q1, 0x20),
+                          _mm256_permute2x128_si256(q0, q1, 0x31));
+}
+
+// R x C micro-tile over whole super-blocks. Per super-block, every (row, column) pair's exact
+// integer sum (and, for Q4_K/Q5_K, its integer min correction) is reduced across lanes jointly
+// for the whole tile; one float multiply-add per super-block then scales the R * C sums at once.
 template <KType T, int R, int C>
 void micro_k(const QuantizedActs& a, int64_t r0, const uint8_t* w, size_t row_bytes, int64_t c0,
              float* y, int64_t ldy) {
+  static_assert(R * C <= 8, "one ymm of sums per tile");
   const int64_t nsb = a.k / 256;
   const auto bsums = [&](int r, int64_t sb) {
     return _mm256_loadu_si256(
         reinterpret_cast<const __m256i*>(a.bsum16.data() + ((r0 + r) * nsb + sb) * 16));
   };
-  __m512 acc[R][C];
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 16
-    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
-  }
+  __m256 acc = _mm256_setzero_ps();  // lane r * C + c
   for (int64_t sb = 0; sb < nsb; ++sb) {
     const uint8_t* blk[C];
     KHeader hd[C];
@@ -314,27 +354,39 @@ void micro_k(const QuantizedActs& a, int64_t r0, const uint8_t* w, size_t row_by
         }
       }
     }
+    // Lane r * C + c of the scales: d_a[r] * d_w[c] (and d_a[r] * dmin_w[c]).
+    alignas(32) float sd[8] = {}, sm[8] = {};
+    __m256i half[8];
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const __m512 da = _mm512_set1_ps(a.d[(r0 + r) * nsb + sb]);
+      const float da = a.d[(r0 + r) * nsb + sb];
 #pragma GCC unroll 16
       for (int c = 0; c < C; ++c) {
-        const __m512 sd = _mm512_mul_ps(da, _mm512_set1_ps(hd[c].d));
-        acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r][c]), sd, acc[r][c]);
-        if constexpr (T != KType::kQ6) {
-          const __m256i mins = _mm256_madd_epi16(hd[c].corr, bsums(r, sb));  // 8 x int32
-          const __m512 sm = _mm512_mul_ps(da, _mm512_set1_ps(hd[c].dmin));
-          acc[r][c] = _mm512_fnmadd_ps(
-              _mm512_cvtepi32_ps(_mm512_inserti64x4(_mm512_setzero_si512(), mins, 0)), sm,
-              acc[r][c]);
-        }
+        sd[r * C + c] = da * hd[c].d;
+        sm[r * C + c] = da * hd[c].dmin;
+        half[r * C + c] = _mm256_add_epi32(_mm512_castsi512_si256(isum[r][c]),
+                                           _mm512_extracti64x4_epi64(isum[r][c], 1));
       }
     }
+    const __m256 dots = _mm256_cvtepi32_ps(hsum_lanes<R * C>(half));
+    acc = _mm256_fmadd_ps(dots, _mm256_load_ps(sd), acc);
+    if constexpr (T != KType::kQ6) {
+      __m256i mins[8];
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) mins[r * C + c] = _mm256_madd_epi16(hd[c].corr, bsums(r, sb));
+      }
+      const __m256 msum = _mm256_cvtepi32_ps(hsum_lanes<R * C>(mins));
+      acc = _mm256_fnmadd_ps(msum, _mm256_load_ps(sm), acc);
+    }
   }
+  alignas(32) float out[8];
+  _mm256_store_ps(out, acc);
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 16
-    for (int c = 0; c < C; ++c) y[(r0 + r) * ldy + c0 + c] = _mm512_reduce_add_ps(acc[r][c]);
+    for (int c = 0; c < C; ++c) y[(r0 + r) * ldy + c0 + c] = out[r * C + c];
   }
 }
 
