@@ -32,10 +32,10 @@ Plan plan_for(const std::string& type) {
   return it->second;
 }
 
-// The _m mixes follow llama.cpp's recipe: output.weight and, in the first and last eighth of the
-// layers and every third layer between, attn_v and ffn_down get more bits.
+// llama.cpp's use_more_bits: in the _m mixes, attn_v and ffn_down of the first and last eighth of
+// the layers and of every third layer between get more bits.
 static bool more_bits_layer(int64_t l, int64_t n) {
-  return l < n / 8 || l >= 7 * n / 8 || (l - n / 8) % 3 == 1;
+  return l < n / 8 || l >= 7 * n / 8 || (l - n / 8) % 3 == 2;
 }
 
 // Owned F32 copy of any tensor (dequantizing block types).
@@ -163,15 +163,28 @@ Named canonical(const Model& m, RopeStyle want) {
   return out;
 }
 
-DType dtype_for(const std::string& name, const Tensor& t, const Plan& plan, int64_t n_layers) {
+DType dtype_for(const std::string& name, const Tensor& t, const Plan& plan, int64_t n_layers,
+                bool has_output) {
   if (t.ndim() < 2) return DType::kF32;  // norms and biases stay exact
-  if (!plan.mixed) return plan.base;
-  if (name == "output.weight") return plan.more_bits;
+  const DType base = plan.base;
+  if (base == DType::kF32 || base == DType::kF16 || base == DType::kBF16) return base;
+  // llama.cpp's llama_tensor_get_type for the quantized file types:
+  if (name == "position_embd.weight") return DType::kF32;  // never quantized
+  if (name == "output.weight" || (!has_output && name == "token_embd.weight")) {
+    // The classifier (the tied embedding when there is none) gets Q6_K, Q8_0 stays Q8_0, and
+    // Q8_0 when its rows are no whole number of the base type's blocks.
+    if (base == DType::kQ8_0 || t.dim(-1) % dtype_info(base).block_size != 0) return DType::kQ8_0;
+    return DType::kQ6_K;
+  }
+  if (!plan.mixed) return base;
+  if (name.ends_with("attn_qkv.weight")) {  // fused q/k/v (gpt2): one step up
+    return base == DType::kQ4_K ? DType::kQ5_K : DType::kQ6_K;
+  }
   if (name.ends_with("attn_v.weight") || name.ends_with("ffn_down.weight")) {
     const int64_t layer = std::stoll(name.substr(4, name.find('.', 4) - 4));
     if (more_bits_layer(layer, n_layers)) return plan.more_bits;
   }
-  return plan.base;
+  return base;
 }
 
 }  // namespace convert_detail

@@ -27,8 +27,11 @@ Tensor concat_rows(const std::vector<Tensor>& parts);
 Tensor transpose_f32(const Tensor& t);
 // The model's weights under GGUF names, Q/K rows in `want` RoPE order.
 Named canonical(const Model& m, RopeStyle want);
-// The dtype a weight gets under `plan` (1-D tensors stay f32).
-DType dtype_for(const std::string& name, const Tensor& t, const Plan& plan, int64_t n_layers);
+// The dtype a weight gets under `plan` (1-D tensors stay f32), before the fallback of retype()
+// for rows that are no whole number of blocks. `has_output`: the model has its own output.weight
+// (else the tied token embedding is treated as the classifier, as llama.cpp does).
+DType dtype_for(const std::string& name, const Tensor& t, const Plan& plan, int64_t n_layers,
+                bool has_output);
 
 void write_gguf_model(const Model& m, const std::string& path, const Plan& plan,
                       const std::string& vocab_path);

@@ -98,7 +98,8 @@ void write_gguf_model(const Model& m, const std::string& path, const Plan& plan,
     }
     named = std::move(fused);
   }
-  for (auto& [name, t] : named) t = retype(t, dtype_for(name, t, plan, c.n_layers));
+  for (auto& [name, t] : named)
+    t = retype(t, dtype_for(name, t, plan, c.n_layers, !c.tied_embeddings));
   write_gguf(path, meta, named);
 }
 
