@@ -35,6 +35,16 @@ void validate_config(const ModelConfig& c, const std::string& source) {
   }
   if (!(c.norm_eps > 0.0 && c.norm_eps < 1.0)) fail("norm epsilon out of range (0, 1)");
   if (!(c.rope_theta > 0.0)) fail("rope theta must be positive");
+  if (!c.rope_freq_factors.empty()) {
+    if (static_cast<int64_t>(c.rope_freq_factors.size()) != c.rope_dims / 2) {
+      fail("rope_freqs has " + std::to_string(c.rope_freq_factors.size()) +
+           " factors, expected rope dims / 2 = " + std::to_string(c.rope_dims / 2));
+    }
+    for (double f : c.rope_freq_factors) {
+      if (!(f > 0.0) || !std::isfinite(f)) fail("rope_freqs factors must be positive and finite");
+    }
+    if (c.rope_scaling.factor != 0.0) fail("both rope_freqs and rope scaling parameters given");
+  }
   if (c.rope_scaling.factor != 0.0 &&
       !(c.rope_scaling.factor >= 1.0 && c.rope_scaling.original_n_ctx > 0 &&
         c.rope_scaling.high_freq_factor > c.rope_scaling.low_freq_factor &&
@@ -51,6 +61,10 @@ std::vector<double> rope_inv_freq(const ModelConfig& c) {
   const int64_t half = c.rope_dims / 2;
   for (int64_t i = 0; i < half; ++i) {
     inv.push_back(std::pow(c.rope_theta, -2.0 * static_cast<double>(i) / c.rope_dims));
+  }
+  if (!c.rope_freq_factors.empty()) {
+    for (size_t i = 0; i < inv.size(); ++i) inv[i] /= c.rope_freq_factors[i];
+    return inv;
   }
   const RopeScaling& s = c.rope_scaling;
   if (s.factor == 0.0) return inv;

@@ -54,6 +54,9 @@ struct ModelConfig {
   int64_t rope_dims = 0;  // rotated dims per head (<= d_head, even)
   RopeStyle rope_style = RopeStyle::kInterleaved;
   RopeScaling rope_scaling;
+  // Per-frequency divisors of the inverse frequencies, as llama.cpp stores Llama 3 scaling in GGUF
+  // (tensor rope_freqs.weight, rope_dims / 2 values); empty = none. Exclusive with rope_scaling.
+  std::vector<double> rope_freq_factors;
   PositionType position = PositionType::kRope;
   NormType norm = NormType::kRms;
   MlpType mlp = MlpType::kGatedSilu;

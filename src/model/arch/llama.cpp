@@ -21,6 +21,20 @@ int64_t gguf_vocab_rows(const GgufFile& gguf, const std::string& arch) {
   return rows;
 }
 
+// Llama 3.x GGUFs carry their rope scaling as the tensor rope_freqs.weight: one F32 divisor per
+// frequency (llama.cpp: angle = pos * theta^(-2i/d) / factor[i]).
+std::vector<double> gguf_rope_freq_factors(const GgufFile& gguf) {
+  const GgufTensorInfo* info = gguf.find_tensor("rope_freqs.weight");
+  if (info == nullptr) return {};
+  if (info->dtype != DType::kF32 || info->shape.size() != 1) {
+    throw Error(ErrorCode::kFormat,
+                gguf.path() + ": tensor rope_freqs.weight must be a 1-D F32 vector");
+  }
+  const Tensor t = gguf.tensor("rope_freqs.weight");
+  const float* f = t.data<float>();
+  return std::vector<double>(f, f + t.numel());
+}
+
 ModelConfig llama_config_from_gguf(const GgufFile& gguf) {
   ModelConfig c;
   c.architecture = "llama";
@@ -39,6 +53,7 @@ ModelConfig llama_config_from_gguf(const GgufFile& gguf) {
   c.rope_style = RopeStyle::kInterleaved;  // llama.cpp's converters permute Q/K for this
   c.d_vocab = gguf_vocab_rows(gguf, "llama");
   c.tied_embeddings = gguf.find_tensor("output.weight") == nullptr;
+  c.rope_freq_factors = gguf_rope_freq_factors(gguf);
   validate_config(c, gguf.path());
   return c;
 }
