@@ -114,7 +114,12 @@ void matmul_with(const Kernels& kern, const QuantizedActs& a, DType dtype, const
   int64_t tile =
       n == 1 ? (m + threads * 8 - 1) / (threads * 8) : static_cast<int64_t>(kTileBytes / row_bytes);
   tile = std::max<int64_t>(8, (tile + 7) / 8 * 8);
-  if (parallel) tile = std::min(tile, std::max<int64_t>(8, (m + 2 * threads - 1) / (2 * threads)));
+  if (parallel) {
+    // Whole multiples of the thread count, of nearly equal size: the threads finish together.
+    const int64_t want = std::max<int64_t>(2 * threads, (m + tile - 1) / tile);
+    const int64_t n_even = (want + threads - 1) / threads * threads;
+    tile = std::max<int64_t>(8, ((m + n_even - 1) / n_even + 7) / 8 * 8);
+  }
   const int64_t n_tiles = (m + tile - 1) / tile;
   const auto run = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
