@@ -44,13 +44,24 @@ void add_llama2c_vocab(Meta& meta, const std::string& vocab_path, int64_t d_voca
     meta.emplace_back("tokenizer.ggml.eos_token_id", gguf_int(GgufType::kU32, *v.eos_id));
 }
 
+// Llama 3 rope scaling as llama.cpp stores it in GGUF: rope_freqs.weight, the divisor of each
+// inverse frequency (scaled = unscaled / factor), so any reader recovers the scaled frequencies.
+Tensor rope_freqs_tensor(const ModelConfig& c) {
+  ModelConfig plain = c;
+  plain.rope_scaling = RopeScaling();
+  plain.rope_freq_factors.clear();
+  const std::vector<double> base = rope_inv_freq(plain), scaled = rope_inv_freq(c);
+  Tensor t = Tensor::zeros(DType::kF32, {static_cast<int64_t>(base.size())});
+  float* f = t.mutable_data<float>();
+  for (size_t i = 0; i < base.size(); ++i) f[i] = static_cast<float>(base[i] / scaled[i]);
+  return t;
+}
+
 }  // namespace
 
 void write_gguf_model(const Model& m, const std::string& path, const Plan& plan,
                       const std::string& vocab_path) {
   const ModelConfig& c = m.config();
-  require(c.rope_scaling.factor == 0.0, ErrorCode::kUnsupported,
-          path + ": writing Llama 3 rope scaling to GGUF is not supported yet");
   const std::string a = c.architecture;
   const auto u32 = [](int64_t v) { return gguf_int(GgufType::kU32, v); };
   Meta meta = {{"general.architecture", gguf_string(a)},
@@ -100,6 +111,9 @@ void write_gguf_model(const Model& m, const std::string& path, const Plan& plan,
   }
   for (auto& [name, t] : named)
     t = retype(t, dtype_for(name, t, plan, c.n_layers, !c.tied_embeddings));
+  if (c.rope_scaling.factor != 0.0 || !c.rope_freq_factors.empty()) {
+    named.emplace_back("rope_freqs.weight", rope_freqs_tensor(c));
+  }
   write_gguf(path, meta, named);
 }
 
@@ -110,7 +124,8 @@ void write_llama2c_model(const Model& m, const std::string& path, const Plan& pl
   require(plan.base == DType::kF32, ErrorCode::kUnsupported,
           path + ": llama2.c checkpoints hold f32 weights only (use --type f32)");
   require(c.rope_theta == 10000.0 && c.rope_dims == c.d_head && c.rope_scaling.factor == 0.0 &&
-              std::abs(c.norm_eps - 1e-5) < 1e-9 && c.q_dim() == c.d_model,
+              c.rope_freq_factors.empty() && std::abs(c.norm_eps - 1e-5) < 1e-9 &&
+              c.q_dim() == c.d_model,
           ErrorCode::kUnsupported,
           path +
               ": llama2.c assumes rope theta 10000 over whole heads, eps 1e-5 and "
@@ -167,6 +182,10 @@ void write_hf_model(const Model& m, const std::string& dir, const Plan& plan) {
   const Named named = canonical(m, RopeStyle::kNeox);
   const auto type_of = [&](const Tensor& t) { return t.ndim() < 2 ? DType::kF32 : plan.base; };
   if (c.architecture == "llama") {
+    require(c.rope_freq_factors.empty(), ErrorCode::kUnsupported,
+            dir +
+                ": this GGUF's rope_freqs.weight (per-frequency rope factors) has no HF "
+                "config.json equivalent");
     cfg = {{"architectures", {"LlamaForCausalLM"}},
            {"model_type", "llama"},
            {"hidden_size", c.d_model},

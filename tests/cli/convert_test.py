@@ -26,6 +26,9 @@ Float round trips, byte-identical weights:
 GPT-2: make_hf_models.py's random `gpt2` HF dir -> GGUF f32: logits equal to the HF dir's within
   1e-5, and GGUF -> HF dir gives back the original safetensors tensors byte for byte; HF dir ->
   q4_k_m / q5_k_m GGUF: types (fallbacks included) and logits.
+Llama 3 rope scaling: the `llama_untied_llama3rope` HF dir -> GGUF f32 carries rope_freqs.weight
+  (llama.cpp's form) and gives the HF dir's logits over 200 positions within 1e-4 (the same model
+  without the scaling differs by > 1e-2 there); GGUF rope_freqs -> HF is refused.
 
 Type recipe (llama.cpp llama_tensor_get_type, the rules that apply to these file types, as
 implemented in src/model/convert.cpp dtype_for/retype; expected_type() below): 1-D tensors F32;
@@ -43,6 +46,7 @@ usage: convert_test.py GLASSBOX_BINARY REPO_DIR SHARED_DIR     exit 77 = skipped
 import json
 import os
 import struct
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -421,6 +425,42 @@ with tempfile.TemporaryDirectory() as tmp:
     check("gpt2: HF -> GGUF -> HF gives the original tensors byte for byte", orig == back,
           f"{sum(back.get(n) == v for n, v in orig.items())}/{len(orig)} identical, "
           f"{len(back)} written")
+
+    # ---- Llama 3 rope scaling: HF rope_scaling -> GGUF rope_freqs.weight (llama.cpp's form) ----
+    subprocess.run([sys.executable, MAKE_HF, "--out", P("hf"), "--only", "llama_untied_llama3rope"],
+                   check=True, capture_output=True)
+    ldir = P("hf/llama_untied_llama3rope")
+    run(["convert", "-m", ldir, "-o", P("l3.gguf"), "--type", "f32"])
+    # 200 positions: well past the original 64-token context, where the scaled frequencies matter.
+    ltok = ",".join(str(t) for t in np.random.default_rng(7).integers(0, 770, 200))
+    run(["logits", "-m", ldir, "--tokens", ltok, "--out", P("l3_hf.npy"), "-t", "1"])
+    run(["logits", "-m", P("l3.gguf"), "--tokens", ltok, "--out", P("l3_gguf.npy"), "-t", "1"])
+    a = np.load(P("l3_hf.npy"))
+    err = float(np.max(np.abs(a - np.load(P("l3_gguf.npy")))))
+    ltypes = {}
+    _, _, ldeq = llama_ref.read_gguf_raw(P("l3.gguf"), ltypes)
+    check("llama3 rope: GGUF holds rope_freqs.weight [head_dim / 2]",
+          "rope_freqs.weight" in ldeq and ldeq["rope_freqs.weight"].shape == (8,))
+    # GGUF stores the divisors in float32 (as llama.cpp does): a relative 6e-8 on each frequency,
+    # ~1e-5 rad of angle at position 200, measured 1.4e-5 on the logits; bound as the references'.
+    check("llama3 rope: HF dir -> GGUF f32 logits within 1e-4 of the HF dir's", err <= 1e-4,
+          f"max abs {err:.3g}")
+    # The check can fail: the same weights without the scaling give other logits at these positions.
+    plain = P("l3_plain")
+    shutil.copytree(ldir, plain)
+    with open(os.path.join(plain, "config.json")) as f:
+        cfg = json.load(f)
+    del cfg["rope_scaling"]
+    with open(os.path.join(plain, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    run(["logits", "-m", plain, "--tokens", ltok, "--out", P("l3_plain.npy"), "-t", "1"])
+    gap = float(np.max(np.abs(a - np.load(P("l3_plain.npy")))))
+    check("llama3 rope: without the scaling the logits differ by > 1e-2 (the check can fail)",
+          gap > 1e-2, f"max abs {gap:.3g}")
+    back = subprocess.run([GB, "convert", "-m", P("l3.gguf"), "-o", P("l3_back")],
+                          capture_output=True, text=True)
+    check("llama3 rope: GGUF rope_freqs -> HF is refused with a clear message",
+          back.returncode == 1 and "rope_freqs" in back.stderr, back.stderr.strip()[-200:])
 
 print(json.dumps(report, indent=1))
 print(f"{time.time() - t_start:.1f} s")
