@@ -10,6 +10,13 @@
 #include "ops/ops.h"
 
 namespace glassbox {
+namespace {
+
+// Queries per attention task: one sgemm's rows. Bounds the streaming path's scratch to
+// kAttnChunk x n_keys per thread and gives the pool heads x chunks tasks to share.
+constexpr int64_t kAttnChunk = 64;
+
+}  // namespace
 Session::Session(const Model& model, SessionOptions options)
     : model_(model),
       options_(options),
@@ -228,24 +235,23 @@ void Session::attention_block(int layer, int64_t n) {
 }
 
 // Causal attention without materializing the pattern for the hooks. Queries go in chunks of
-// kChunk per head; a chunk's scores against every key it may see are one sgemm, masked and
+// kAttnChunk per head; a chunk's scores against every key it may see are one sgemm, masked and
 // softmaxed in place, then multiplied with the values by a second sgemm straight into z_ (the
 // head's columns of it). Keys past a chunk's last query are never computed, and the scratch is
-// kChunk x n_keys per thread whatever the prompt length.
+// kAttnChunk x n_keys per thread whatever the prompt length.
 void Session::attend_streaming(int layer, int64_t n) {
-  constexpr int64_t kChunk = 64;
   const ModelConfig& c = model_.config();
   const int64_t d = c.d_head, group = c.n_heads / c.n_kv_heads, kv_dim = c.kv_dim();
   const int64_t q_dim = c.q_dim();
   const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(d));
   const float* kc = k_cache_[static_cast<size_t>(layer)].data<float>();
   const float* vc = v_cache_[static_cast<size_t>(layer)].data<float>();
-  const int64_t pos0 = n_past_, n_chunks = (n + kChunk - 1) / kChunk;
+  const int64_t pos0 = n_past_, n_chunks = (n + kAttnChunk - 1) / kAttnChunk;
   pool_.parallel_for(c.n_heads * n_chunks, [&](int64_t begin, int64_t end) {
     std::vector<float> s;
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t h = task / n_chunks, i0 = task % n_chunks * kChunk;
-      const int64_t rows = std::min(kChunk, n - i0), n_keys = pos0 + i0 + rows;
+      const int64_t h = task / n_chunks, i0 = task % n_chunks * kAttnChunk;
+      const int64_t rows = std::min(kAttnChunk, n - i0), n_keys = pos0 + i0 + rows;
       const float* q = q_.data() + i0 * q_dim + h * d;
       const float* k = kc + h / group * d;
       const float* v = vc + h / group * d;
@@ -281,19 +287,26 @@ template <bool kHooks>
 void Session::attend_materialized(int layer, int64_t n) {
   const ModelConfig& c = model_.config();
   const int64_t d = c.d_head, group = c.n_heads / c.n_kv_heads, kv_dim = c.kv_dim();
-  const int64_t pos0 = n_past_, n_keys = pos0 + n;
+  const int64_t q_dim = c.q_dim(), pos0 = n_past_, n_keys = pos0 + n;
+  const int64_t n_chunks = (n + kAttnChunk - 1) / kAttnChunk;
   const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(d));
   const float* kc = k_cache_[static_cast<size_t>(layer)].data<float>();
   const float* vc = v_cache_[static_cast<size_t>(layer)].data<float>();
-  scores_.assign(static_cast<size_t>(c.n_heads * n * n_keys),
-                 -std::numeric_limits<float>::infinity());
-  pool_.parallel_for(c.n_heads * n, [&](int64_t begin, int64_t end) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  scores_.assign(static_cast<size_t>(c.n_heads * n * n_keys), kNegInf);
+  // Scores [head, query, key] per (head, chunk of queries) as one sgemm over the keys the chunk
+  // may see; the entries it wrote past each query's own position go back to -inf.
+  pool_.parallel_for(c.n_heads * n_chunks, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t h = task / n, i = task % n, g = h / group;
-      const float* q = q_.data() + (i * c.n_heads + h) * d;
-      float* s = scores_.data() + task * n_keys;
-      for (int64_t j = 0; j <= pos0 + i; ++j)
-        s[j] = ops::dot(q, kc + j * kv_dim + g * d, d) * inv_sqrt_d;
+      const int64_t h = task / n_chunks, i0 = task % n_chunks * kAttnChunk;
+      const int64_t rows = std::min(kAttnChunk, n - i0), seen_max = pos0 + i0 + rows;
+      float* s = scores_.data() + (h * n + i0) * n_keys;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
+                  static_cast<int>(seen_max), static_cast<int>(d), inv_sqrt_d,
+                  q_.data() + i0 * q_dim + h * d, static_cast<int>(q_dim), kc + h / group * d,
+                  static_cast<int>(kv_dim), 0.0f, s, static_cast<int>(n_keys));
+      for (int64_t r = 0; r < rows; ++r)
+        std::fill(s + r * n_keys + pos0 + i0 + r + 1, s + r * n_keys + seen_max, kNegInf);
     }
   });
   site<kHooks>(HookPoint::kAttnScores, layer, scores_.data(), {c.n_heads, n, n_keys});
@@ -303,15 +316,15 @@ void Session::attend_materialized(int layer, int64_t n) {
   });
   site<kHooks>(HookPoint::kAttnPattern, layer, scores_.data(), {c.n_heads, n, n_keys});
   // z = pattern @ v over every key, as TL does (a hook may have unmasked entries).
-  pool_.parallel_for(c.n_heads * n, [&](int64_t begin, int64_t end) {
+  pool_.parallel_for(c.n_heads * n_chunks, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t h = task / n, i = task % n, g = h / group;
-      const float* p = scores_.data() + task * n_keys;
-      float* z = z_.data() + (i * c.n_heads + h) * d;
-      std::fill(z, z + d, 0.0f);
-      for (int64_t j = 0; j < n_keys; ++j) {
-        if (p[j] != 0.0f) ops::axpy(p[j], vc + j * kv_dim + g * d, z, d);
-      }
+      const int64_t h = task / n_chunks, i0 = task % n_chunks * kAttnChunk;
+      const int64_t rows = std::min(kAttnChunk, n - i0);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
+                  static_cast<int>(d), static_cast<int>(n_keys), 1.0f,
+                  scores_.data() + (h * n + i0) * n_keys, static_cast<int>(n_keys),
+                  vc + h / group * d, static_cast<int>(kv_dim), 0.0f,
+                  z_.data() + i0 * q_dim + h * d, static_cast<int>(q_dim));
     }
   });
 }
