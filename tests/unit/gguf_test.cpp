@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 
+#include "expect_error.h"
 #include "io/llama2c.h"
 
 namespace glassbox {
@@ -171,16 +172,7 @@ void patch(std::vector<uint8_t>& b, size_t at, T v) {
   std::memcpy(b.data() + at, &v, sizeof(T));
 }
 
-// Runs `fn`, which must throw Error with `code` and a message containing `part`.
-void expect_error(const std::function<void()>& fn, ErrorCode code, const std::string& part) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected one containing: " << part;
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
-}
+using testing::expect_error;
 
 TEST(Gguf, TinyFileMetadataOfEveryType) {
   const GgufFile f = parse(make_tiny().bytes);
@@ -254,7 +246,7 @@ TEST(Gguf, TinyFileTensors) {
 }
 
 TEST(Gguf, TensorOutlivesFileObjectAndOpensFromDisk) {
-  const auto dir = std::filesystem::path(testing::TempDir()) / "gguf_test";
+  const auto dir = std::filesystem::path(::testing::TempDir()) / "gguf_test";
   std::filesystem::create_directories(dir);
   const std::string path = (dir / "tiny.gguf").string();
   const GgufWriter w = make_tiny();

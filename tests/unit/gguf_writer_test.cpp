@@ -12,6 +12,8 @@
 #include <fstream>
 #include <functional>
 
+#include "expect_error.h"
+
 namespace glassbox {
 namespace {
 
@@ -20,7 +22,7 @@ namespace fs = std::filesystem;
 constexpr const char* kPython = "/usr/bin/python3";
 
 std::string temp_dir(const std::string& name) {
-  const fs::path dir = fs::path(testing::TempDir()) / "gguf_writer_test" / name;
+  const fs::path dir = fs::path(::testing::TempDir()) / "gguf_writer_test" / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();
@@ -31,15 +33,7 @@ std::vector<uint8_t> read_bytes(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-void expect_error(const std::function<void()>& fn, ErrorCode code, const std::string& part) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected one containing: " << part;
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
-}
+using testing::expect_error;
 
 // Deep equality, including which variant alternative holds the value.
 ::testing::AssertionResult same_value(const GgufValue& a, const GgufValue& b) {

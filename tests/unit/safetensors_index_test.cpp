@@ -6,6 +6,7 @@
 #include <fstream>
 #include <functional>
 
+#include "expect_error.h"
 #include "io/safetensors.h"
 
 namespace glassbox {
@@ -17,15 +18,7 @@ const std::string kDataDir = std::string(GLASSBOX_SOURCE_DIR) + "/tests/data/saf
 
 void write_text(const std::string& path, const std::string& s) { std::ofstream(path) << s; }
 
-void expect_error(const std::function<void()>& fn, ErrorCode code, const std::string& part) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected one containing: " << part;
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
-}
+using testing::expect_error;
 
 TEST(ShardedSafetensors, ReadsIndependentlyWrittenShards) {
   const std::string dir = kDataDir + "/sharded";
@@ -55,7 +48,7 @@ TEST(ShardedSafetensors, ReadsIndependentlyWrittenShards) {
 class ShardedFixture : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = (fs::path(testing::TempDir()) / "safetensors_index_test" /
+    dir_ = (fs::path(::testing::TempDir()) / "safetensors_index_test" /
             ::testing::UnitTest::GetInstance()->current_test_info()->name())
                .string();
     fs::remove_all(dir_);

@@ -14,6 +14,8 @@
 #include <functional>
 #include <map>
 
+#include "expect_error.h"
+
 namespace glassbox {
 namespace {
 
@@ -31,7 +33,7 @@ void write_text(const std::string& path, const std::string& s) { std::ofstream(p
 
 // A fresh directory under the test temp dir.
 std::string temp_dir(const std::string& name) {
-  const fs::path dir = fs::path(testing::TempDir()) / "safetensors_test" / name;
+  const fs::path dir = fs::path(::testing::TempDir()) / "safetensors_test" / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();
@@ -69,15 +71,7 @@ std::vector<uint8_t> image(const std::string& header, size_t data_bytes, bool pa
   return b;
 }
 
-void expect_error(const std::function<void()>& fn, ErrorCode code, const std::string& part) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected one containing: " << part;
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
-}
+using testing::expect_error;
 
 // ---- the independently written fixture ----
 

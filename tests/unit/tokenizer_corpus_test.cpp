@@ -15,10 +15,9 @@
 #include <sstream>
 
 #include "io/gguf.h"
+#include "sanitized.h"
 #include "tokenizer/spm_bpe.h"
 #include "tokenizer/tokenizer.h"
-
-#include "sanitized.h"
 
 namespace glassbox {
 namespace {

@@ -17,10 +17,9 @@
 #include <random>
 #include <sstream>
 
+#include "sanitized.h"
 #include "tokenizer/spm_bpe.h"
 #include "tokenizer/tokenizer.h"
-
-#include "sanitized.h"
 
 namespace glassbox {
 namespace {
