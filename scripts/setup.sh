@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libopenblas-dev libhwy-dev nlohmann-json3-dev libsentencepiece-dev libcli11-dev libfmt-dev
-  libpcre2-dev
+  libpcre2-dev zlib1g-dev libzstd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang lld llvm libclang-rt-14-dev
   python3 python3-torch python3-numpy

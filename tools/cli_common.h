@@ -46,5 +46,8 @@ Action register_cache(CLI::App& app);
 Action register_tokenize(CLI::App& app);
 Action register_convert(CLI::App& app);
 Action register_bench(CLI::App& app);
+Action register_convert_sae(CLI::App& app);
+Action register_sae_encode(CLI::App& app);
+Action register_harvest(CLI::App& app);
 
 }  // namespace glassbox::cli

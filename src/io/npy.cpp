@@ -28,6 +28,9 @@ struct DescrEntry {
 constexpr DescrEntry kDescrs[] = {
     {DType::kF32, "<f4"}, {DType::kF64, "<f8"}, {DType::kF16, "<f2"},
     {DType::kI32, "<i4"}, {DType::kI64, "<i8"}, {DType::kU8, "|u1"},
+    // numpy has no bfloat16; ml_dtypes' bfloat16 arrays save as 2-byte void, and such a file
+    // loads back with np.load(...).view(ml_dtypes.bfloat16).
+    {DType::kBF16, "<V2"},
 };
 
 std::optional<std::string> descr_for(DType dtype) {

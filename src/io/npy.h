@@ -8,7 +8,8 @@
 //     padded with spaces and ended by '\n' so that the data starts at a multiple of 64 bytes
 //   | raw element data, C order (last axis fastest), numel * itemsize bytes, nothing after.
 // Written: version 1.0 (2.0 only when the header would not fit in a u16), little-endian,
-// C order. dtypes both ways: f32 '<f4', f64 '<f8', f16 '<f2', i32 '<i4', i64 '<i8', u8 '|u1'.
+// C order. dtypes both ways: f32 '<f4', f64 '<f8', f16 '<f2', i32 '<i4', i64 '<i8', u8 '|u1',
+// bf16 '<V2' (as numpy saves ml_dtypes.bfloat16 arrays).
 // Read: any of those (also with '=' byte order); fortran_order True, big-endian ('>') and other
 // or structured descrs are rejected with Error(kFormat) naming the file and field.
 #pragma once
@@ -23,7 +24,7 @@ namespace glassbox {
 
 // The complete preamble (magic, version, length, padded dict) for a C-order little-endian array;
 // its size is a multiple of 64. Throws Error(kUnsupported) for dtypes .npy cannot express
-// (bf16, block-quantized).
+// (block-quantized).
 std::string npy_header(DType dtype, const Shape& shape);
 
 // Writes `tensor` to PATH.tmp and renames it over `path`, so readers never see a partial file.

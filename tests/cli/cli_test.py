@@ -144,8 +144,18 @@ with tempfile.TemporaryDirectory() as tmp:
             f.write(data)
         return path
 
-    # --help everywhere
-    for cmd in ["", "info", "generate", "logits", "cache", "tokenize"]:
+    # --help everywhere: every subcommand `glassbox --help` lists (at least these)
+    top = run(["--help"])[1]
+    listed = [ln.split()[0] for ln in top.split("Subcommands:", 1)[-1].splitlines()
+              if ln.startswith("  ")]
+    want = {"info", "generate", "logits", "cache", "tokenize", "convert", "bench", "harvest",
+            "convert-sae", "sae-encode"}
+    missing = want - set(listed)
+    print(f"{'ok  ' if not missing else 'FAIL'} `glassbox --help` lists {len(listed)} subcommands"
+          f"{'' if not missing else ', missing ' + str(missing)}")
+    if missing:
+        failures.append("subcommand list")
+    for cmd in [""] + listed:
         expect_ok(f"--help {cmd}", ([cmd] if cmd else []) + ["--help"], lambda o: "--" in o)
 
     good = write("tiny.gguf", tiny_llama())

@@ -32,7 +32,9 @@ TEST(HalfConversion, MatchesNearestRepresentable) {
   for (int i = 0; i < 300; ++i) {
     const float f = std::ldexp(mant(rng), ex(rng)) * (i % 2 ? -1.0f : 1.0f);
     EXPECT_EQ(f32_to_f16(f), nearest_by_search(f, f16_to_f32)) << f;
-    if (std::fabs(f) > 1e-30f) EXPECT_EQ(f32_to_bf16(f), nearest_by_search(f, bf16_to_f32)) << f;
+    if (std::fabs(f) > 1e-30f) {
+      EXPECT_EQ(f32_to_bf16(f), nearest_by_search(f, bf16_to_f32)) << f;
+    }
   }
   EXPECT_EQ(f32_to_f16(1.0f), 0x3c00);
   EXPECT_EQ(f32_to_f16(65504.0f), 0x7bff);

@@ -1,0 +1,250 @@
+#include "harvest/harvest.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/sha256.h"
+#include "harvest/corpus.h"
+#include "model/hooks.h"
+#include "model/session.h"
+
+namespace glassbox {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kShardBytes = int64_t{32} << 20;
+
+// The hooks with their per-position shapes; positional hooks only (attention scores and
+// patterns have a key axis, not one row per token).
+std::vector<StoreHook> resolve_hooks(const std::vector<std::string>& names, const ModelConfig& c) {
+  if (names.empty()) throw Error(ErrorCode::kInvalidArgument, "--hooks: no hook given");
+  std::vector<StoreHook> out;
+  for (const std::string& name : names) {
+    const HookName h = resolve_hook_name(name, c);
+    if (h.point == HookPoint::kAttnScores || h.point == HookPoint::kAttnPattern) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "--hooks: " + name +
+                      " has one row per (head, query), not per token; harvest "
+                      "stores per-token activations");
+    }
+    for (const StoreHook& seen : out) {
+      if (seen.name == hook_name_string(h)) {
+        throw Error(ErrorCode::kInvalidArgument, "--hooks: " + name + " given twice");
+      }
+    }
+    StoreHook sh;
+    sh.name = hook_name_string(h);
+    const Shape full = hook_shape(h.point, c, 1, 1);  // [1, ...]
+    sh.row_shape = Shape(full.begin() + 1, full.end());
+    sh.width = 1;
+    for (int64_t d : sh.row_shape) sh.width *= d;
+    out.push_back(sh);
+  }
+  return out;
+}
+
+StoreSettings settings_for(const Model& model, const std::string& model_path, const Tokenizer& tok,
+                           const HarvestOptions& o) {
+  if (o.ctx < 2) throw Error(ErrorCode::kInvalidArgument, "--ctx must be at least 2 (BOS + 1)");
+  if (o.tokens <= 0) throw Error(ErrorCode::kInvalidArgument, "--tokens must be positive");
+  if (o.dtype != DType::kF32 && o.dtype != DType::kF16 && o.dtype != DType::kBF16) {
+    throw Error(ErrorCode::kInvalidArgument, "--dtype must be f32, f16 or bf16");
+  }
+  const std::optional<int32_t> bos = tok.bos_id();
+  if (!bos) {
+    throw Error(ErrorCode::kUnsupported,
+                "the tokenizer has no BOS token, which every harvest window starts with");
+  }
+  StoreSettings s;
+  s.model_path = fs::weakly_canonical(fs::absolute(model_path)).string();
+  s.model_sha256 = model_sha256(model_path);
+  s.architecture = model.config().architecture;
+  for (const std::string& p : o.corpus) {
+    s.corpus_paths.push_back(fs::weakly_canonical(fs::absolute(p)).string());
+    s.corpus_sha256.push_back(sha256_file(p));
+  }
+  s.ctx = o.ctx;
+  s.tokens = o.tokens;
+  s.bos_id = *bos;
+  s.dtype = o.dtype;
+  s.zstd = o.zstd;
+  s.hooks = resolve_hooks(o.hooks, model.config());
+  int64_t width = 0;
+  for (const StoreHook& h : s.hooks) width += h.width;
+  s.shard_tokens =
+      o.shard_tokens > 0 ? o.shard_tokens : std::max<int64_t>(o.ctx, kShardBytes / (4 * width));
+  return s;
+}
+
+// Opens or creates the store; returns the manifest to continue from.
+StoreManifest open_store(const std::string& dir, const StoreSettings& s, bool* resumed) {
+  *resumed = false;
+  if (fs::exists(dir) && !fs::is_directory(dir)) {
+    throw Error(ErrorCode::kInvalidArgument, dir + ": exists and is not a directory");
+  }
+  const fs::path manifest = fs::path(dir) / "manifest.json";
+  if (fs::exists(manifest)) {
+    StoreManifest m = read_manifest(dir);
+    const std::vector<std::string> diff = settings_differences(m.settings, s);
+    if (!diff.empty()) {
+      std::string msg = dir +
+                        ": an activation store made with other settings (left untouched; "
+                        "choose another --out):";
+      for (const std::string& d : diff) msg += "\n  " + d;
+      throw Error(ErrorCode::kInvalidArgument, msg);
+    }
+    verify_shards(dir, m);
+    remove_unlisted_shards(dir, m);
+    *resumed = true;
+    return m;
+  }
+  if (fs::exists(dir) && !fs::is_empty(dir)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                dir +
+                    ": a non-empty directory without an activation store manifest (left "
+                    "untouched; choose another --out)");
+  }
+  fs::create_directories(dir);
+  StoreManifest m;
+  m.settings = s;
+  write_manifest(dir, m);
+  return m;
+}
+
+class ShardBuffer {
+ public:
+  explicit ShardBuffer(const StoreSettings& s) : settings_(s) { clear(); }
+  void clear() {
+    data_ = ShardData();
+    data_.hook_rows.resize(settings_.hooks.size());
+    last_doc_ = -1;
+  }
+  void add_rows(size_t hook, const float* x, int64_t n) {
+    const auto w = static_cast<size_t>(settings_.hooks[hook].width);
+    auto& v = data_.hook_rows[hook];
+    v.insert(v.end(), x, x + static_cast<size_t>(n) * w);
+  }
+  void add_window(const CorpusDocument& doc, const std::vector<int32_t>& window,
+                  int64_t doc_offset) {
+    for (size_t p = 0; p < window.size(); ++p) {
+      const int64_t off = p == 0 ? -1 : doc_offset + static_cast<int64_t>(p) - 1;
+      data_.index.insert(data_.index.end(), {window[p], doc.id, off, static_cast<int64_t>(p)});
+    }
+    data_.rows += static_cast<int64_t>(window.size());
+    if (doc.id != last_doc_) {
+      data_.documents.insert(data_.documents.end(),
+                             {doc.id, doc.file, doc.byte_offset, doc.byte_length});
+      last_doc_ = doc.id;
+    }
+  }
+  const ShardData& data() const { return data_; }
+  int64_t rows() const { return data_.rows; }
+
+ private:
+  const StoreSettings& settings_;
+  ShardData data_;
+  int64_t last_doc_ = -1;
+};
+
+}  // namespace
+
+std::string model_sha256(const std::string& path) {
+  if (!fs::is_directory(path)) return sha256_file(path);
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(path)) {
+    const std::string n = e.path().filename().string();
+    if (e.is_regular_file() && (n.ends_with(".json") || n.ends_with(".safetensors")))
+      names.push_back(n);
+  }
+  std::sort(names.begin(), names.end());
+  Sha256 h;
+  for (const std::string& n : names) {
+    const std::string line = n + " " + sha256_file((fs::path(path) / n).string()) + "\n";
+    h.update(line.data(), line.size());
+  }
+  return h.hex_digest();
+}
+
+HarvestResult harvest(const Model& model, const std::string& model_path, const Tokenizer& tok,
+                      const HarvestOptions& o, const HarvestProgressFn& progress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const StoreSettings settings = settings_for(model, model_path, tok, o);
+  HarvestResult result;
+  StoreManifest m = open_store(o.out, settings, &result.resumed);
+  result.rows = m.rows;
+  result.shards = static_cast<int64_t>(m.shards.size());
+  if (m.complete) {
+    result.was_complete = true;
+    result.corpus_exhausted = m.corpus_exhausted;
+    return result;
+  }
+  const int64_t next_doc = m.shards.empty() ? 0 : m.shards.back().next_doc;
+  const int64_t next_window = m.shards.empty() ? 0 : m.shards.back().next_window;
+
+  SessionOptions so;
+  so.n_threads = o.threads;
+  so.n_ctx = settings.ctx;
+  Session session(model, so);
+  ShardBuffer buffer(settings);
+  std::vector<HookHandle> handles;
+  for (size_t h = 0; h < settings.hooks.size(); ++h) {
+    handles.push_back(
+        session.hooks().add(settings.hooks[h].name, [&buffer, h](const HookEvent&, Tensor& t) {
+          buffer.add_rows(h, t.data<float>(), t.dim(0));
+        }));
+  }
+  const auto flush = [&](int64_t doc, int64_t window) {
+    StoreShard shard =
+        write_shard(o.out, static_cast<int>(m.shards.size()), settings, buffer.data());
+    shard.first_row = m.rows;
+    shard.next_doc = doc;
+    shard.next_window = window;
+    m.rows += shard.rows;
+    m.shards.push_back(shard);
+    write_manifest(o.out, m);  // the shard counts from here on
+    buffer.clear();
+  };
+
+  CorpusReader reader(o.corpus);
+  const int64_t piece = settings.ctx - 1;
+  bool done = m.rows >= settings.tokens;
+  while (!done) {
+    std::optional<CorpusDocument> doc = reader.next();
+    if (!doc) break;
+    if (doc->id < next_doc) continue;  // harvested before a resume
+    const std::vector<int32_t> ids = tok.encode(doc->text);
+    const int64_t n_windows = (static_cast<int64_t>(ids.size()) + piece - 1) / piece;
+    for (int64_t w = doc->id == next_doc ? next_window : 0; w < n_windows && !done; ++w) {
+      const int64_t begin = w * piece;
+      const int64_t end = std::min<int64_t>(static_cast<int64_t>(ids.size()), begin + piece);
+      std::vector<int32_t> window = {settings.bos_id};
+      window.insert(window.end(), ids.begin() + begin, ids.begin() + end);
+      const int64_t left = settings.tokens - m.rows - buffer.rows();
+      if (static_cast<int64_t>(window.size()) > left) window.resize(static_cast<size_t>(left));
+      session.reset();
+      session.forward(window, LogitsMode::kNone);
+      buffer.add_window(*doc, window, begin);
+      result.new_rows += static_cast<int64_t>(window.size());
+      done = m.rows + buffer.rows() >= settings.tokens;
+      const bool last_of_doc = w + 1 == n_windows;
+      if (buffer.rows() >= settings.shard_tokens || done) {
+        flush(last_of_doc ? doc->id + 1 : doc->id, last_of_doc ? 0 : w + 1);
+      }
+      if (progress) progress(m.rows + buffer.rows(), settings.tokens);
+    }
+  }
+  if (buffer.rows() > 0) flush(std::numeric_limits<int64_t>::max(), 0);  // corpus ended
+  m.complete = true;
+  m.corpus_exhausted = m.rows < settings.tokens;
+  write_manifest(o.out, m);
+  result.rows = m.rows;
+  result.shards = static_cast<int64_t>(m.shards.size());
+  result.corpus_exhausted = m.corpus_exhausted;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return result;
+}
+
+}  // namespace glassbox
