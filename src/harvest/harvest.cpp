@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "core/sha256.h"
-#include "harvest/corpus.h"
+#include "harvest/windows.h"
 #include "model/hooks.h"
 #include "model/session.h"
 
@@ -208,33 +208,23 @@ HarvestResult harvest(const Model& model, const std::string& model_path, const T
     buffer.clear();
   };
 
-  CorpusReader reader(o.corpus);
-  const int64_t piece = settings.ctx - 1;
+  WindowStream windows(o.corpus, tok, settings.ctx, settings.bos_id, next_doc, next_window);
   bool done = m.rows >= settings.tokens;
   while (!done) {
-    std::optional<CorpusDocument> doc = reader.next();
-    if (!doc) break;
-    if (doc->id < next_doc) continue;  // harvested before a resume
-    const std::vector<int32_t> ids = tok.encode(doc->text);
-    const int64_t n_windows = (static_cast<int64_t>(ids.size()) + piece - 1) / piece;
-    for (int64_t w = doc->id == next_doc ? next_window : 0; w < n_windows && !done; ++w) {
-      const int64_t begin = w * piece;
-      const int64_t end = std::min<int64_t>(static_cast<int64_t>(ids.size()), begin + piece);
-      std::vector<int32_t> window = {settings.bos_id};
-      window.insert(window.end(), ids.begin() + begin, ids.begin() + end);
-      const int64_t left = settings.tokens - m.rows - buffer.rows();
-      if (static_cast<int64_t>(window.size()) > left) window.resize(static_cast<size_t>(left));
-      session.reset();
-      session.forward(window, LogitsMode::kNone);
-      buffer.add_window(*doc, window, begin);
-      result.new_rows += static_cast<int64_t>(window.size());
-      done = m.rows + buffer.rows() >= settings.tokens;
-      const bool last_of_doc = w + 1 == n_windows;
-      if (buffer.rows() >= settings.shard_tokens || done) {
-        flush(last_of_doc ? doc->id + 1 : doc->id, last_of_doc ? 0 : w + 1);
-      }
-      if (progress) progress(m.rows + buffer.rows(), settings.tokens);
+    const CorpusWindow* w = windows.next();
+    if (w == nullptr) break;
+    std::vector<int32_t> window = w->tokens;
+    const int64_t left = settings.tokens - m.rows - buffer.rows();
+    if (static_cast<int64_t>(window.size()) > left) window.resize(static_cast<size_t>(left));
+    session.reset();
+    session.forward(window, LogitsMode::kNone);
+    buffer.add_window(*w->doc, window, w->doc_offset);
+    result.new_rows += static_cast<int64_t>(window.size());
+    done = m.rows + buffer.rows() >= settings.tokens;
+    if (buffer.rows() >= settings.shard_tokens || done) {
+      flush(w->last_of_doc ? w->doc->id + 1 : w->doc->id, w->last_of_doc ? 0 : w->index + 1);
     }
+    if (progress) progress(m.rows + buffer.rows(), settings.tokens);
   }
   if (buffer.rows() > 0) flush(std::numeric_limits<int64_t>::max(), 0);  // corpus ended
   m.complete = true;
