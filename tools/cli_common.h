@@ -37,6 +37,9 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& optio
 // and checks they are non-empty and fit in the context.
 std::vector<int32_t> input_ids(const Model& model, const ModelArgs& margs, const TokenArgs& targs);
 
+// "a,b,,c" -> {"a", "b", "c"} (empty items dropped), for comma-separated list options.
+std::vector<std::string> split_list(const std::string& text);
+
 // Each subcommand registers itself and returns the action to run after parsing.
 using Action = std::function<int()>;
 Action register_info(CLI::App& app);
@@ -49,5 +52,6 @@ Action register_bench(CLI::App& app);
 Action register_convert_sae(CLI::App& app);
 Action register_sae_encode(CLI::App& app);
 Action register_harvest(CLI::App& app);
+Action register_eval_sae(CLI::App& app);
 
 }  // namespace glassbox::cli

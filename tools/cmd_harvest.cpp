@@ -1,6 +1,5 @@
 // `glassbox harvest`: hook activations over a corpus into a sharded, resumable store.
 #include <cstdio>
-#include <sstream>
 
 #include "cli_common.h"
 #include "harvest/harvest.h"
@@ -8,16 +7,6 @@
 
 namespace glassbox::cli {
 namespace {
-
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
 
 struct HarvestArgs {
   ModelArgs model;
@@ -28,8 +17,8 @@ struct HarvestArgs {
 
 int run_harvest(HarvestArgs& a) {
   HarvestOptions& o = a.options;
-  o.corpus = split_commas(a.corpus);
-  o.hooks = split_commas(a.hooks);
+  o.corpus = split_list(a.corpus);
+  o.hooks = split_list(a.hooks);
   o.threads = a.model.threads;
   if (a.dtype == "f32") {
     o.dtype = DType::kF32;

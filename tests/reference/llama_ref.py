@@ -405,9 +405,11 @@ class LlamaRef:
         hooks(prefix + ".hook_normalized", normalized)
         return normalized
 
-    def forward(self, tokens, want=None, last_only=False, act_quant=False):
+    def forward(self, tokens, want=None, last_only=False, act_quant=False, patch=None):
         """tokens: list of ids. want: None (no hooks), a set of hook names, or "all".
         act_quant: emulate int8 activations for the block-quantized weights (see _mm).
+        patch: {resid hook name: fn(tensor) -> tensor} replaces that residual-stream value
+        (hook_resid_pre/mid/post only), as a TransformerLens hook returning a new value.
         Returns (logits [pos or 1, d_vocab] float64, {hook name: tensor})."""
         c, w = self.cfg, self.w
         cache = {}
@@ -415,6 +417,9 @@ class LlamaRef:
         def hooks(name, t):
             if want is not None and (want == "all" or name in want):
                 cache[name] = t.clone()
+            if patch and name in patch:
+                return patch[name](t)
+            return t
 
         toks = torch.tensor(list(tokens), dtype=torch.long)
         if toks.numel() == 0:
@@ -428,7 +433,7 @@ class LlamaRef:
         mask = torch.triu(torch.ones(n_pos, n_pos, dtype=torch.bool), diagonal=1)
         for L in range(c["n_layers"]):
             p = f"blocks.{L}."
-            hooks(p + "hook_resid_pre", x)
+            x = hooks(p + "hook_resid_pre", x)
             xn = self._rmsnorm(x, hooks, p + "ln1") * w[f"{L}.attn_norm"]
             q = self._mm(xn, f"{L}.wq", act_quant).reshape(n_pos, H, Dh)
             k = self._mm(xn, f"{L}.wk", act_quant).reshape(n_pos, KV, Dh)
@@ -452,7 +457,7 @@ class LlamaRef:
             attn_out = self._mm(z.reshape(n_pos, H * Dh), f"{L}.wo", act_quant)
             hooks(p + "hook_attn_out", attn_out)
             x = x + attn_out
-            hooks(p + "hook_resid_mid", x)
+            x = hooks(p + "hook_resid_mid", x)
             xn2 = self._rmsnorm(x, hooks, p + "ln2") * w[f"{L}.ffn_norm"]
             pre = self._mm(xn2, f"{L}.gate", act_quant)              # [pos, d_mlp]
             pre_linear = self._mm(xn2, f"{L}.up", act_quant)
@@ -463,7 +468,7 @@ class LlamaRef:
             mlp_out = self._mm(post, f"{L}.down", act_quant)
             hooks(p + "hook_mlp_out", mlp_out)
             x = x + mlp_out
-            hooks(p + "hook_resid_post", x)
+            x = hooks(p + "hook_resid_post", x)
         xf = self._rmsnorm(x, hooks, "ln_final") * w["final_norm"]
         if last_only:
             xf = xf[-1:]
