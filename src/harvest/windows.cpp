@@ -6,8 +6,8 @@
 
 namespace glassbox {
 
-WindowStream::WindowStream(std::vector<std::string> corpus, const Tokenizer& tokenizer,
-                           int64_t ctx, int32_t bos_id, int64_t start_doc, int64_t start_window)
+WindowStream::WindowStream(std::vector<std::string> corpus, const Tokenizer& tokenizer, int64_t ctx,
+                           int32_t bos_id, int64_t start_doc, int64_t start_window)
     : reader_(std::move(corpus)),
       tokenizer_(tokenizer),
       piece_(ctx - 1),

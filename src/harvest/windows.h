@@ -18,7 +18,7 @@ struct CorpusWindow {
   int64_t index = 0;                    // window number within the document
   int64_t doc_offset = 0;               // document token index of tokens[1]
   bool last_of_doc = false;
-  std::vector<int32_t> tokens;          // BOS first
+  std::vector<int32_t> tokens;  // BOS first
 };
 
 class WindowStream {
