@@ -53,5 +53,6 @@ Action register_convert_sae(CLI::App& app);
 Action register_sae_encode(CLI::App& app);
 Action register_harvest(CLI::App& app);
 Action register_eval_sae(CLI::App& app);
+Action register_train_sae(CLI::App& app);
 
 }  // namespace glassbox::cli

@@ -9,8 +9,8 @@
 #include <sstream>
 
 #include "io/atomic_file.h"
-#include "io/safetensors.h"
 #include "io/npz.h"
+#include "io/safetensors.h"
 
 namespace glassbox {
 namespace {

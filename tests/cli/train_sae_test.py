@@ -1,0 +1,171 @@
+#!/usr/bin/python3
+"""`glassbox train-sae` end to end on a small store harvested from stories260K.
+
+  1. a run writes a SAELens dir (cfg.json + sae_weights.safetensors), activation_mean.npy (= the
+     numpy mean of the store's non-BOS rows), training_log.jsonl, loss.svg (valid SVG)
+  2. kill -9 after checkpoints and at arbitrary moments, then rerun: the SAE's weights and the log
+     (but its tok/s) end byte-identical to an uninterrupted run with the same seed and threads
+  3. a rerun of a complete run does nothing; other settings are refused and touch nothing
+  4. bad input: a hook the store lacks, both --d-sae and --expansion, an incomplete store
+usage: train_sae_test.py GLASSBOX REPO_DIR SHARED_DIR   (exit 77: the shared corpus is absent)
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+
+import numpy as np
+
+GB, REPO, SHARED = sys.argv[1], sys.argv[2], sys.argv[3]
+MODEL = os.path.join(REPO, "models/stories260K/stories260K.bin")
+SRC = os.path.join(SHARED, "corpus/tinystories_part1.txt")
+if not os.path.exists(SRC):
+    print("skip: shared corpus absent")
+    sys.exit(77)
+HOOK = "blocks.2.hook_resid_post"
+failures = []
+
+
+def check(label, ok, detail=""):
+    print(f"{'ok  ' if ok else 'FAIL'} {label}{': ' + str(detail) if detail else ''}")
+    if not ok:
+        failures.append(label)
+
+
+def gb(*args, check_rc=True):
+    p = subprocess.run([GB, *args], capture_output=True, text=True, timeout=300)
+    if check_rc and p.returncode != 0:
+        raise RuntimeError(f"glassbox {' '.join(args)}: rc {p.returncode}: {p.stderr[-1500:]}")
+    return p
+
+
+def train_args(store, out, *extra):
+    return ["train-sae", "--store", store, "--hook", HOOK, "--arch", "topk", "--k", "8",
+            "--d-sae", "128", "--tokens", "600000", "--batch-size", "500", "--lr", "2e-3",
+            "--checkpoint-steps", "64", "--log-steps", "40", "--mix-rows", "5000", "-t", "2",
+            "--seed", "3", "--out", out, *extra]
+
+
+def weights(d):
+    with open(os.path.join(d, "sae_weights.safetensors"), "rb") as f:
+        return f.read()
+
+
+def log_without_rate(d):
+    return [{k: v for k, v in json.loads(l).items() if k != "tok_s"}
+            for l in open(os.path.join(d, "training_log.jsonl"))]
+
+
+tmp = tempfile.mkdtemp(prefix="train_sae_test_")
+try:
+    docs = open(SRC, encoding="utf-8").read().split("<|endoftext|>")[:120]
+    corpus = os.path.join(tmp, "corpus.txt")
+    with open(corpus, "w", encoding="utf-8") as f:
+        f.write("".join(d + "<|endoftext|>" for d in docs))
+    store = os.path.join(tmp, "store")
+    gb("harvest", "-m", MODEL, "--corpus", corpus, "--hooks", HOOK, "--ctx", "64", "--tokens",
+       "12000", "--shard-tokens", "2000", "--out", store, "-t", "2")
+
+    ref = os.path.join(tmp, "ref")
+    gb(*train_args(store, ref))
+    files = set(os.listdir(ref))
+    check("output: SAELens dir, mean, log, plot, no checkpoint left",
+          {"cfg.json", "sae_weights.safetensors", "activation_mean.npy", "training_log.jsonl",
+           "loss.svg", "train_config.json"} <= files and "checkpoint" not in files, sorted(files))
+    cfg = json.load(open(os.path.join(ref, "cfg.json")))
+    check("cfg.json: topk, d_in 64, d_sae 128, k 8, hook name",
+          cfg.get("architecture") == "topk" and cfg.get("d_in") == 64 and cfg.get("d_sae") == 128
+          and cfg.get("k") == 8 and HOOK in json.dumps(cfg), json.dumps(cfg)[:200])
+    man = json.load(open(os.path.join(store, "manifest.json")))
+    rows = []
+    for s in man["shards"]:
+        idx = np.load(os.path.join(store, s["dir"], "index.npy"))
+        rows.append(np.load(os.path.join(store, s["dir"], HOOK + ".npy"))[idx[:, 3] != 0])
+    want_mean = np.concatenate(rows).astype(np.float64).mean(0)
+    got_mean = np.load(os.path.join(ref, "activation_mean.npy"))
+    check("activation_mean.npy = mean of the store's non-BOS rows",
+          np.max(np.abs(got_mean - want_mean)) < 1e-5, f"{np.max(np.abs(got_mean - want_mean)):.1e}")
+    log = log_without_rate(ref)
+    check("training log: one line per 40 steps, FVU falls",
+          len(log) == 30 and log[-1]["step"] == 1200 and log[-1]["fvu"] < log[0]["fvu"],
+          f"{len(log)} lines, fvu {log[0]['fvu']:.3f} -> {log[-1]['fvu']:.3f}")
+    ET.parse(os.path.join(ref, "loss.svg"))
+    check("loss.svg parses as XML", True)
+    x = np.random.default_rng(0).standard_normal((5, 64)).astype(np.float32)
+    np.save(os.path.join(tmp, "x.npy"), x)
+    gb("sae-encode", "--sae", ref, "--input", os.path.join(tmp, "x.npy"), "--out",
+       os.path.join(tmp, "a.npy"))
+    a = np.load(os.path.join(tmp, "a.npy"))
+    check("the trained SAE encodes with sae-encode (8 active latents per row at most)",
+          a.shape == (5, 128) and int((a != 0).sum(1).max()) <= 8)
+
+    # 2. kill -9 and resume
+    duration = time.time()
+    gb(*train_args(store, os.path.join(tmp, "timing")))
+    duration = time.time() - duration
+    for label, plan in [("after checkpoints", ["ckpt", "ckpt"]),
+                        ("at arbitrary moments", [0.3 * duration, 0.4 * duration])]:
+        out = os.path.join(tmp, "killed")
+        shutil.rmtree(out, ignore_errors=True)
+        interrupted = 0
+        for point in plan:
+            p = subprocess.Popen([GB, *train_args(store, out)], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+            t0 = time.time()
+            state = os.path.join(out, "checkpoint", "state.bin")
+            seen = os.path.getmtime(state) if os.path.exists(state) else 0
+            while p.poll() is None and time.time() - t0 < 60:
+                if point == "ckpt":
+                    if os.path.exists(state) and os.path.getmtime(state) != seen:
+                        break
+                elif time.time() - t0 >= point:
+                    break
+                time.sleep(0.001)
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                interrupted += 1
+            p.wait()
+        check(f"kill -9 {label}: the runs were interrupted", interrupted == len(plan),
+              f"{interrupted} of {len(plan)} (one run takes {duration:.2f} s)")
+        gb(*train_args(store, out))
+        check(f"kill -9 {label}, rerun: weights byte-identical to an uninterrupted run",
+              weights(out) == weights(ref))
+        check(f"kill -9 {label}, rerun: same log (steps, losses)", log_without_rate(out) == log)
+
+    # 3. complete runs and other settings
+    p = gb(*train_args(store, ref))
+    check("rerun of a complete run: nothing to do", "already complete" in p.stderr, p.stderr.strip())
+    before = weights(ref)
+    p = gb(*[("16" if v == "8" and i > 0 and train_args(store, ref)[i - 1] == "--k" else v)
+             for i, v in enumerate(train_args(store, ref))], check_rc=False)
+    check("other settings into the same --out: exit 1, untouched",
+          p.returncode == 1 and "other settings" in p.stderr and weights(ref) == before,
+          p.stderr.strip()[-160:])
+
+    # 4. bad input
+    p = gb("train-sae", "--store", store, "--hook", "blocks.1.hook_resid_post", "--d-sae", "64",
+           "--tokens", "100", "--out", os.path.join(tmp, "x1"), check_rc=False)
+    check("a hook the store lacks: exit 1 naming it", p.returncode == 1 and "blocks.1.hook_resid_post"
+          in p.stderr, p.stderr.strip()[-160:])
+    p = gb("train-sae", "--store", store, "--hook", HOOK, "--d-sae", "64", "--expansion", "2",
+           "--tokens", "100", "--out", os.path.join(tmp, "x2"), check_rc=False)
+    check("both --d-sae and --expansion: exit 1", p.returncode == 1 and "--expansion" in p.stderr)
+    inc = os.path.join(tmp, "incomplete")
+    shutil.copytree(store, inc)
+    m = json.load(open(os.path.join(inc, "manifest.json")))
+    m["complete"] = False
+    json.dump(m, open(os.path.join(inc, "manifest.json"), "w"))
+    p = gb("train-sae", "--store", inc, "--hook", HOOK, "--d-sae", "64", "--tokens", "100",
+           "--out", os.path.join(tmp, "x3"), check_rc=False)
+    check("an incomplete store: exit 1 saying so", p.returncode == 1 and "not complete" in p.stderr,
+          p.stderr.strip()[-160:])
+finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+print(f"{len(failures)} failed: {failures}" if failures else "all train-sae checks passed")
+sys.exit(1 if failures else 0)
