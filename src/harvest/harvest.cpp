@@ -196,6 +196,16 @@ HarvestResult harvest(const Model& model, const std::string& model_path, const T
           buffer.add_rows(h, t.data<float>(), t.dim(0));
         }));
   }
+  // Blocks after the last hooked one are not run (nothing of theirs is stored).
+  int stop_at_layer = 0;
+  for (const StoreHook& h : settings.hooks) {
+    const HookName hn = resolve_hook_name(h.name, model.config());
+    const bool before_blocks = hn.point == HookPoint::kEmbed || hn.point == HookPoint::kPosEmbed;
+    const int need = is_block_hook(hn.point) ? hn.layer + 1
+                     : before_blocks         ? 0
+                                             : static_cast<int>(model.config().n_layers);
+    stop_at_layer = std::max(stop_at_layer, need);
+  }
   const auto flush = [&](int64_t doc, int64_t window) {
     StoreShard shard =
         write_shard(o.out, static_cast<int>(m.shards.size()), settings, buffer.data());
@@ -217,7 +227,7 @@ HarvestResult harvest(const Model& model, const std::string& model_path, const T
     const int64_t left = settings.tokens - m.rows - buffer.rows();
     if (static_cast<int64_t>(window.size()) > left) window.resize(static_cast<size_t>(left));
     session.reset();
-    session.forward(window, LogitsMode::kNone);
+    session.forward_partial(window, stop_at_layer);
     buffer.add_window(*w->doc, window, w->doc_offset);
     result.new_rows += static_cast<int64_t>(window.size());
     done = m.rows + buffer.rows() >= settings.tokens;

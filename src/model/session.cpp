@@ -64,7 +64,26 @@ void Session::fire(HookPoint point, int layer, float* data, Shape shape) {
 }
 
 Tensor Session::forward(std::span<const int32_t> tokens, LogitsMode mode) {
+  return forward_layers(tokens, mode, static_cast<int>(model_.config().n_layers));
+}
+
+void Session::forward_partial(std::span<const int32_t> tokens, int stop_at_layer) {
+  const int n_layers = static_cast<int>(model_.config().n_layers);
+  if (stop_at_layer < 0 || stop_at_layer > n_layers) {
+    throw Error(ErrorCode::kInvalidArgument, "stop_at_layer " + std::to_string(stop_at_layer) +
+                                                 " is outside 0.." + std::to_string(n_layers));
+  }
+  forward_layers(tokens, LogitsMode::kNone, stop_at_layer);
+}
+
+Tensor Session::forward_layers(std::span<const int32_t> tokens, LogitsMode mode, int n_layers) {
   const ModelConfig& c = model_.config();
+  if (n_past_ > 0 && cache_layers_ >= 0 && n_layers > cache_layers_) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "the cache holds only blocks 0.." + std::to_string(cache_layers_ - 1) +
+                    " after a partial forward; reset() before running block " +
+                    std::to_string(cache_layers_));
+  }
   if (tokens.empty()) throw Error(ErrorCode::kInvalidArgument, "forward: no tokens given");
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (tokens[i] < 0 || tokens[i] >= c.d_vocab) {
@@ -80,14 +99,18 @@ Tensor Session::forward(std::span<const int32_t> tokens, LogitsMode mode) {
                     " exceed the context length " + std::to_string(n_ctx_));
   }
   reserve(n);
-  Tensor logits = (hooks_.size() != 0 || options_.force_hook_sites) ? run<true>(tokens, mode)
-                                                                    : run<false>(tokens, mode);
+  Tensor logits = (hooks_.size() != 0 || options_.force_hook_sites)
+                      ? run<true>(tokens, mode, n_layers)
+                      : run<false>(tokens, mode, n_layers);
+  if (n_layers < c.n_layers) {
+    cache_layers_ = cache_layers_ < 0 ? n_layers : std::min(cache_layers_, n_layers);
+  }
   n_past_ += n;
   return logits;
 }
 
 template <bool kHooks>
-Tensor Session::run(std::span<const int32_t> tokens, LogitsMode mode) {
+Tensor Session::run(std::span<const int32_t> tokens, LogitsMode mode, int n_layers) {
   const ModelConfig& c = model_.config();
   const int64_t n = static_cast<int64_t>(tokens.size());
   const Tensor& embd = model_.token_embedding();
@@ -111,11 +134,12 @@ Tensor Session::run(std::span<const int32_t> tokens, LogitsMode mode) {
                       rope_cos_.data() + r0 * n_freq, rope_sin_.data() + r0 * n_freq);
     });
   }
-  for (int layer = 0; layer < c.n_layers; ++layer) {
+  for (int layer = 0; layer < n_layers; ++layer) {
     site<kHooks>(HookPoint::kResidPre, layer, x_.data(), {n, c.d_model});
     attention_block<kHooks>(layer, n);
     mlp_block<kHooks>(layer, n);
   }
+  if (n_layers < c.n_layers) return Tensor();  // forward_partial
   norm<kHooks>(HookPoint::kLnFinalScale, HookPoint::kLnFinalNormalized, -1, n, model_.final_norm(),
                model_.final_norm_bias());
   if (mode == LogitsMode::kNone) return Tensor();

@@ -51,17 +51,26 @@ class Session {
   int64_t n_past() const { return n_past_; }
   int64_t n_ctx() const { return n_ctx_; }
   // Forgets the sequence (the cache is simply overwritten by the next call).
-  void reset() { n_past_ = 0; }
+  void reset() {
+    n_past_ = 0;
+    cache_layers_ = -1;
+  }
 
   // Processes `tokens` at positions [n_past, n_past + n) and appends them to the cache.
   // Returns float32 logits [n, d_vocab] (kAll), [1, d_vocab] (kLast) or an empty tensor.
   // Throws Error(kInvalidArgument) for no tokens, an id out of range or a full context; after an
   // exception (also one thrown by a hook) n_past is unchanged.
   Tensor forward(std::span<const int32_t> tokens, LogitsMode mode = LogitsMode::kAll);
+  // Runs only blocks 0 .. stop_at_layer - 1 (TransformerLens's stop_at_layer): what hooks of
+  // those blocks need, without the rest; no final norm, no logits. The later blocks' cache rows
+  // for these positions stay unwritten, so until reset() only calls stopping at or before the
+  // same layer are allowed (others throw Error(kInvalidArgument)).
+  void forward_partial(std::span<const int32_t> tokens, int stop_at_layer);
 
  private:
   template <bool kHooks>
-  Tensor run(std::span<const int32_t> tokens, LogitsMode mode);
+  Tensor run(std::span<const int32_t> tokens, LogitsMode mode, int n_layers);
+  Tensor forward_layers(std::span<const int32_t> tokens, LogitsMode mode, int n_layers);
   template <bool kHooks>
   void attention_block(int layer, int64_t n);
   template <bool kHooks>
@@ -97,6 +106,7 @@ class Session {
   std::vector<double> inv_freq_;            // RoPE inverse frequencies (empty without RoPE)
   std::vector<float> rope_cos_, rope_sin_;  // [n, n_freq] for this call's positions
   int64_t n_ctx_ = 0;
+  int cache_layers_ = -1;  // blocks whose cache covers every past position; -1: all
   int64_t n_past_ = 0;
   int64_t capacity_ = 0;
   std::vector<float> x_, xn_, scale_, q_, k_, v_, z_, tmp_, gate_, up_, post_, scores_;

@@ -273,3 +273,30 @@ TEST_F(HooksTest, BadInputsThrowClearErrors) {
 
 }  // namespace
 }  // namespace glassbox
+
+namespace glassbox {
+namespace {
+
+// forward_partial (TL's stop_at_layer): the hooks it runs see exactly what a full forward gives
+// them, and the cache guard refuses to run later blocks on a partially filled cache.
+TEST_F(HooksTest, PartialForwardMatchesFullAndGuardsTheCache) {
+  const std::vector<int32_t> ids = tokens(20);
+  Session full(*model_, SessionOptions{1});
+  const CacheRun ref = run_with_cache(full, ids, {"blocks.1.hook_resid_post"});
+  Session part(*model_, SessionOptions{1});
+  Tensor got;
+  {
+    auto h = part.hooks().add("blocks.1.hook_resid_post",
+                              [&](const HookEvent&, Tensor& t) { got = t.clone(); });
+    part.forward_partial(ids, 2);
+  }
+  EXPECT_EQ(max_abs_diff(got, ref.cache.at("blocks.1.hook_resid_post")), 0.0);
+  EXPECT_THROW(part.forward(std::vector<int32_t>{5}), Error);         // block 2 has no cache
+  EXPECT_NO_THROW(part.forward_partial(std::vector<int32_t>{5}, 1));  // earlier blocks do
+  EXPECT_THROW(part.forward_partial(ids, 9), Error);                  // past the last block
+  part.reset();
+  EXPECT_NO_THROW(part.forward(ids));
+}
+
+}  // namespace
+}  // namespace glassbox
