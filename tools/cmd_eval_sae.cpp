@@ -24,6 +24,13 @@ int run_eval(EvalArgs& a) {
   const Model model = load_model(a.model.model_path);
   const auto tokenizer = load_model_tokenizer(model, a.model.tokenizer_path);
   const Sae sae = load_sae(a.sae);
+  // Names are loose (a file stem, an HF id), so a mismatch warns rather than fails; a width
+  // mismatch with the hook is an error in evaluate_sae.
+  const std::string stem = std::filesystem::path(a.model.model_path).stem().string();
+  if (!sae.model_name.empty() && sae.model_name != stem) {
+    std::fprintf(stderr, "warning: the SAE names model '%s'; evaluating it on '%s'\n",
+                 sae.model_name.c_str(), stem.c_str());
+  }
   // train-sae stores the hook's mean over the training tokens beside the SAE.
   const std::filesystem::path mean_path = std::filesystem::path(a.sae) / "activation_mean.npy";
   if (std::filesystem::is_directory(a.sae) && std::filesystem::exists(mean_path)) {

@@ -6,7 +6,8 @@
   2. kill -9 after checkpoints and at arbitrary moments, then rerun: the SAE's weights and the log
      (but its tok/s) end byte-identical to an uninterrupted run with the same seed and threads
   3. a rerun of a complete run does nothing; other settings are refused and touch nothing
-  4. bad input: a hook the store lacks, both --d-sae and --expansion, an incomplete store
+  4. bad input: a hook the store lacks, both --d-sae and --expansion, an incomplete store, a NaN
+     in a shard; eval-sae at a hook whose width is not the SAE's d_in
 usage: train_sae_test.py GLASSBOX REPO_DIR SHARED_DIR   (exit 77: the shared corpus is absent)
 """
 import json
@@ -164,6 +165,20 @@ try:
            "--out", os.path.join(tmp, "x3"), check_rc=False)
     check("an incomplete store: exit 1 saying so", p.returncode == 1 and "not complete" in p.stderr,
           p.stderr.strip()[-160:])
+    nan = os.path.join(tmp, "nan")
+    shutil.copytree(store, nan)
+    shard = os.path.join(nan, man["shards"][1]["dir"], HOOK + ".npy")
+    arr = np.load(shard)
+    arr[7, 3] = np.nan
+    np.save(shard, arr)
+    p = gb("train-sae", "--store", nan, "--hook", HOOK, "--d-sae", "64", "--epochs", "1",
+           "--out", os.path.join(tmp, "x4"), check_rc=False)
+    check("a NaN in the store: exit 1 naming the shard file", p.returncode == 1 and "NaN" in p.stderr
+          and HOOK + ".npy" in p.stderr, p.stderr.strip()[-160:])
+    p = gb("eval-sae", "-m", MODEL, "--sae", ref, "--corpus", corpus, "--tokens", "200",
+           "--hook", "blocks.0.mlp.hook_post", check_rc=False)
+    check("eval-sae at a hook of another width: exit 1 naming both",
+          p.returncode == 1 and "d_in is 64" in p.stderr, p.stderr.strip()[-160:])
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
