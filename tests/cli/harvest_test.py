@@ -18,13 +18,15 @@ usage: harvest_test.py GLASSBOX REPO_DIR SHARED_DIR   (exit 77: the shared corpu
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli_util import Ledger, kill_when, runner  # noqa: E402
 
 GB, REPO, SHARED = sys.argv[1], sys.argv[2], sys.argv[3]
 MODEL = os.path.join(REPO, "models/stories260K/stories260K.bin")
@@ -34,20 +36,9 @@ if not os.path.exists(SRC):
     sys.exit(77)
 HOOK = "blocks.2.hook_resid_post"
 CTX, TOKENS, SHARD = 48, 6000, 1000
-failures = []
-
-
-def check(label, ok, detail=""):
-    print(f"{'ok  ' if ok else 'FAIL'} {label}{': ' + str(detail) if detail else ''}")
-    if not ok:
-        failures.append(label)
-
-
-def gb(*args, check_rc=True):
-    p = subprocess.run([GB, *args], capture_output=True, text=True, timeout=300)
-    if check_rc and p.returncode != 0:
-        raise RuntimeError(f"glassbox {' '.join(args)}: rc {p.returncode}: {p.stderr[-1500:]}")
-    return p
+ledger = Ledger()
+check = ledger.check
+gb = runner(GB)
 
 
 def harvest_args(corpus, out, *extra, tokens=TOKENS, hooks=HOOK):
@@ -85,7 +76,9 @@ try:
         f.write("".join(d + "<|endoftext|>" for d in docs))
 
     ref = os.path.join(tmp, "ref")
+    duration = time.time()
     gb(*harvest_args(corpus, ref))
+    duration = time.time() - duration
     index, man = all_rows(ref, "index.npy")
     acts, _ = all_rows(ref, HOOK + ".npy")
     check("store has exactly --tokens rows", man["rows"] == TOKENS and len(index) == TOKENS
@@ -133,26 +126,22 @@ try:
 
     # 3. kill -9, then rerun: byte-identical to the uninterrupted store
     want = store_files(ref)
-    for label, plan in [("after 1 and 3 shards", [1, 3]), ("at arbitrary moments", [0.15, 0.3, 0.6])]:
+    for label, plan, need in [("after 1 and 3 shards", [1, 3], 2),
+                              ("at arbitrary moments", [0.3 * duration] * 3, 1)]:
         out = os.path.join(tmp, "killed")
         shutil.rmtree(out, ignore_errors=True)
+        interrupted = 0
         for point in plan:
-            p = subprocess.Popen([GB, *harvest_args(corpus, out)], stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
-            t0 = time.time()
-            while p.poll() is None and time.time() - t0 < 60:
-                if isinstance(point, int):
-                    try:
-                        if len(json.load(open(os.path.join(out, "manifest.json")))["shards"]) >= point:
-                            break
-                    except (OSError, ValueError):
-                        pass
-                elif time.time() - t0 >= point:
-                    break
-                time.sleep(0.002)
-            if p.poll() is None:
-                p.send_signal(signal.SIGKILL)
-            p.wait()
+            def ready(elapsed, point=point):
+                if isinstance(point, float):
+                    return elapsed >= point
+                try:  # after `point` shards are recorded
+                    return len(json.load(open(os.path.join(out, "manifest.json")))["shards"]) >= point
+                except (OSError, ValueError):
+                    return False
+            interrupted += kill_when([GB, *harvest_args(corpus, out)], ready)
+        check(f"kill -9 {label}: runs interrupted", interrupted >= need,
+              f"{interrupted} of {len(plan)} (one run takes {duration:.2f} s)")
         gb(*harvest_args(corpus, out))
         got = store_files(out)
         same = got == want
@@ -233,5 +222,4 @@ try:
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
-print(f"{len(failures)} failed: {failures}" if failures else "all harvest checks passed")
-sys.exit(1 if failures else 0)
+sys.exit(ledger.finish("harvest"))

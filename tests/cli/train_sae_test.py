@@ -13,14 +13,15 @@ usage: train_sae_test.py GLASSBOX REPO_DIR SHARED_DIR   (exit 77: the shared cor
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli_util import Ledger, kill_when, runner  # noqa: E402
 
 GB, REPO, SHARED = sys.argv[1], sys.argv[2], sys.argv[3]
 MODEL = os.path.join(REPO, "models/stories260K/stories260K.bin")
@@ -29,20 +30,9 @@ if not os.path.exists(SRC):
     print("skip: shared corpus absent")
     sys.exit(77)
 HOOK = "blocks.2.hook_resid_post"
-failures = []
-
-
-def check(label, ok, detail=""):
-    print(f"{'ok  ' if ok else 'FAIL'} {label}{': ' + str(detail) if detail else ''}")
-    if not ok:
-        failures.append(label)
-
-
-def gb(*args, check_rc=True):
-    p = subprocess.run([GB, *args], capture_output=True, text=True, timeout=300)
-    if check_rc and p.returncode != 0:
-        raise RuntimeError(f"glassbox {' '.join(args)}: rc {p.returncode}: {p.stderr[-1500:]}")
-    return p
+ledger = Ledger()
+check = ledger.check
+gb = runner(GB)
 
 
 def train_args(store, out, *extra):
@@ -115,22 +105,14 @@ try:
         shutil.rmtree(out, ignore_errors=True)
         interrupted = 0
         for point in plan:
-            p = subprocess.Popen([GB, *train_args(store, out)], stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
-            t0 = time.time()
             state = os.path.join(out, "checkpoint", "state.bin")
             seen = os.path.getmtime(state) if os.path.exists(state) else 0
-            while p.poll() is None and time.time() - t0 < 60:
-                if point == "ckpt":
-                    if os.path.exists(state) and os.path.getmtime(state) != seen:
-                        break
-                elif time.time() - t0 >= point:
-                    break
-                time.sleep(0.001)
-            if p.poll() is None:
-                p.send_signal(signal.SIGKILL)
-                interrupted += 1
-            p.wait()
+
+            def ready(elapsed, point=point, state=state, seen=seen):
+                if point == "ckpt":  # right after a new checkpoint is written
+                    return os.path.exists(state) and os.path.getmtime(state) != seen
+                return elapsed >= point
+            interrupted += kill_when([GB, *train_args(store, out)], ready)
         check(f"kill -9 {label}: the runs were interrupted", interrupted == len(plan),
               f"{interrupted} of {len(plan)} (one run takes {duration:.2f} s)")
         gb(*train_args(store, out))
@@ -182,5 +164,4 @@ try:
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
-print(f"{len(failures)} failed: {failures}" if failures else "all train-sae checks passed")
-sys.exit(1 if failures else 0)
+sys.exit(ledger.finish("train-sae"))
