@@ -393,6 +393,7 @@ void SaeTrainer::load_state(const std::string& path) {
   for (Params* ps : {&t.p, &t.m, &t.v}) {
     for (std::vector<float>* v : ps->all()) {
       if (r.read<uint64_t>("tensor size") != v->size()) r.fail("tensor size mismatch");
+      if (v->empty()) continue;  // e.g. no threshold: memcpy may not see a null pointer
       std::memcpy(v->data(), r.take(v->size() * sizeof(float), "tensor"),
                   v->size() * sizeof(float));
     }
