@@ -63,6 +63,7 @@ json settings_json(const TrainArgs& a, const SaeTrainConfig& c, const StoreRowSt
           {"lr_decay_frac", c.lr_decay_frac},
           {"l1_coeff", c.l1_coeff},
           {"l1_warmup_frac", c.l1_warmup_frac},
+          {"grad_clip", c.grad_clip},
           {"l0_coeff", c.l0_coeff},
           {"bandwidth", c.bandwidth},
           {"aux_k", c.aux_k},
@@ -255,6 +256,8 @@ Action register_train_sae(CLI::App& app) {
   cmd->add_option("--l1-warmup-frac", c.l1_warmup_frac,
                   "relu/jumprelu: sparsity coefficient warm-up fraction (default 0.05)");
   cmd->add_option("--l0-coeff", c.l0_coeff, "jumprelu: L0 coefficient (default 1e-3)");
+  cmd->add_option("--grad-clip", c.grad_clip,
+                  "Clip the gradient norm to this (default: 1 for relu, off otherwise; 0 = off)");
   cmd->add_option("--bandwidth", c.bandwidth, "jumprelu: STE kernel width (default 1e-3)");
   cmd->add_option("--aux-k", c.aux_k, "topk/batchtopk: AuxK latents (default d_in / 2)");
   cmd->add_option("--aux-coeff", c.aux_coeff, "AuxK loss coefficient (default 1/32)");

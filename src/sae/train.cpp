@@ -113,6 +113,7 @@ SaeTrainer::SaeTrainer(const SaeTrainConfig& config, ThreadPool& pool)
   if (!(c.l1_coeff >= 0) || !(c.l0_coeff >= 0) || !(c.l1_warmup_frac >= 0)) {
     bad("sparsity coefficients and their warm-up must be >= 0");
   }
+  if (std::isnan(c.grad_clip)) bad("grad_clip must be a number");
   if (!(c.bandwidth > 0) || !(c.init_threshold > 0)) {
     bad("bandwidth and init_threshold must be > 0");
   }
@@ -226,6 +227,33 @@ SaeStepStats SaeTrainer::step(const float* x, int64_t n) {
         for (int64_t i = 0; i < d_in; ++i) gr[i] -= dp * w[i];
       }
     });
+  }
+  // Global gradient-norm clipping (relu by default). Partial sums per fixed chunk, added in
+  // chunk order: the same result whatever the pool size.
+  const double clip = c.grad_clip >= 0 ? c.grad_clip : (c.arch == SaeArch::kRelu ? 1.0 : 0.0);
+  if (clip > 0) {
+    double sq = 0.0;
+    for (std::vector<float>* g : s.g.all()) {
+      const int64_t len = static_cast<int64_t>(g->size());
+      const int64_t chunks = (len + kChunk - 1) / kChunk;
+      std::vector<double> part(static_cast<size_t>(chunks), 0.0);
+      const float* gw = g->data();
+      pool.parallel_for(chunks, [&](int64_t c0, int64_t c1) {
+        for (int64_t ch = c0; ch < c1; ++ch) {
+          double acc = 0.0;
+          for (int64_t i = ch * kChunk; i < std::min(len, (ch + 1) * kChunk); ++i)
+            acc += double(gw[i]) * gw[i];
+          part[static_cast<size_t>(ch)] = acc;
+        }
+      });
+      for (double x : part) sq += x;
+    }
+    const double norm = std::sqrt(sq);
+    if (norm > clip) {
+      const float f = static_cast<float>(clip / norm);
+      for (std::vector<float>* g : s.g.all())
+        for (float& x : *g) x *= f;
+    }
   }
   // Adam.
   const double lr = s.lr_at(s.step);

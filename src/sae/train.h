@@ -53,6 +53,9 @@ struct SaeTrainConfig {
   double lr_decay_frac = 0.2;
   double l1_coeff = 5.0;  // relu
   double l1_warmup_frac = 0.05;
+  // Clip the global gradient norm to this before Adam; < 0 = the arch's default (relu: 1, as
+  // Anthropic's April 2024 recipe; others: off), 0 = off.
+  double grad_clip = -1;
   double l0_coeff = 1e-3;        // jumprelu
   double bandwidth = 1e-3;       // jumprelu
   double init_threshold = 1e-3;  // jumprelu

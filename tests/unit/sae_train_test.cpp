@@ -318,5 +318,33 @@ TEST(SaeTrain, BadConfigAndStateFiles) {
   std::filesystem::remove(path);
 }
 
+// Gradient-norm clipping is applied: Adam is invariant to a constant gradient scale except
+// through eps, so clipping the norm far below eps makes the first step (nearly) vanish, while
+// clipping at a large norm changes nothing.
+TEST(SaeTrain, GradientClipping) {
+  const std::vector<float> x = sparse_data(256, 32, 16, 3);
+  const auto first_step_change = [&](double clip) {
+    SaeTrainConfig c = small_config(SaeArch::kRelu);
+    c.lr_warmup_steps = 0;
+    c.grad_clip = clip;
+    ThreadPool pool(1);
+    SaeTrainer t(c, pool);
+    t.init_from_data(x.data(), 256);
+    const Sae before = t.export_sae();
+    t.step(x.data(), 256);
+    const Sae after = t.export_sae();
+    double change = 0;
+    for (int64_t i = 0; i < before.W_dec.numel(); ++i)
+      change =
+          std::max(change, double(std::abs(after.W_dec.floats()[i] - before.W_dec.floats()[i])));
+    return change;
+  };
+  const double off = first_step_change(0), huge = first_step_change(1e9);
+  const double tiny = first_step_change(1e-12);
+  EXPECT_EQ(off, huge);
+  EXPECT_GT(off, 1e-4);
+  EXPECT_LT(tiny, 0.01 * off);
+}
+
 }  // namespace
 }  // namespace glassbox
