@@ -24,7 +24,8 @@ std::vector<StoreHook> resolve_hooks(const std::vector<std::string>& names, cons
   std::vector<StoreHook> out;
   for (const std::string& name : names) {
     const HookName h = resolve_hook_name(name, c);
-    if (h.point == HookPoint::kAttnScores || h.point == HookPoint::kAttnPattern) {
+    const std::optional<Shape> row_shape = hook_token_shape(h.point, c);
+    if (!row_shape) {
       throw Error(ErrorCode::kInvalidArgument,
                   "--hooks: " + name +
                       " has one row per (head, query), not per token; harvest "
@@ -37,10 +38,8 @@ std::vector<StoreHook> resolve_hooks(const std::vector<std::string>& names, cons
     }
     StoreHook sh;
     sh.name = hook_name_string(h);
-    const Shape full = hook_shape(h.point, c, 1, 1);  // [1, ...]
-    sh.row_shape = Shape(full.begin() + 1, full.end());
-    sh.width = 1;
-    for (int64_t d : sh.row_shape) sh.width *= d;
+    sh.row_shape = *row_shape;
+    sh.width = shape_numel(sh.row_shape);
     out.push_back(sh);
   }
   return out;

@@ -24,7 +24,6 @@ namespace {
 
 constexpr const char* kFormatName = "glassbox.activation_store";
 constexpr int kFormatVersion = 1;
-constexpr int kIndexColumns = 4;
 constexpr int kDocColumns = 4;
 
 std::string shard_dir_name(int number) {
@@ -87,8 +86,8 @@ json shape_json(const Shape& s) { return json(std::vector<int64_t>(s.begin(), s.
 
 }  // namespace
 
-std::string store_array_name(const std::string& hook, bool zstd) {
-  return hook + (zstd ? ".npy.zst" : ".npy");
+std::string store_array_name(const std::string& name, bool zstd) {
+  return name + (zstd ? ".npy.zst" : ".npy");
 }
 
 void write_manifest(const std::string& dir, const StoreManifest& m) {
@@ -241,11 +240,11 @@ StoreShard write_shard(const std::string& dir, int number, const StoreSettings& 
   if (ec) throw Error(ErrorCode::kIo, tmp.string() + ": cannot create: " + ec.message());
   const auto put = [&](const std::string& name, const Tensor& t) {
     std::string bytes = npy_bytes(t);
-    const std::string file = name + (s.zstd ? ".npy.zst" : ".npy");
+    const std::string file = store_array_name(name, s.zstd);
     if (s.zstd) bytes = zstd_compress(bytes, (tmp / file).string());
     shard.sha256[file] = write_file((tmp / file).string(), bytes);
   };
-  put("index", int64_table(data.index, kIndexColumns));
+  put("index", int64_table(data.index, kStoreIndexColumns));
   put("documents", int64_table(data.documents, kDocColumns));
   for (size_t h = 0; h < s.hooks.size(); ++h) {
     put(s.hooks[h].name, rows_as(s.dtype, data.hook_rows[h], data.rows, s.hooks[h].width));
@@ -310,14 +309,14 @@ std::string compute_store_stats(const std::string& dir) {
     for (const StoreShard& sh : m.shards) {
       const fs::path base = fs::path(dir) / sh.dir;
       const Tensor index =
-          read_store_array((base / (m.settings.zstd ? "index.npy.zst" : "index.npy")).string());
+          read_store_array((base / store_array_name("index", m.settings.zstd)).string());
       const Tensor acts =
           read_store_array((base / store_array_name(h.name, m.settings.zstd)).string());
       const Tensor f = acts.to_f32();
       const float* x = f.data<float>();
       const int64_t* idx = index.data<int64_t>();
       for (int64_t r = 0; r < sh.rows; ++r) {
-        if (idx[r * kIndexColumns + 3] == 0) continue;  // the BOS of a window
+        if (idx[r * kStoreIndexColumns + kStoreWindowPosColumn] == 0) continue;  // a window's BOS
         double sq = 0.0;
         for (size_t j = 0; j < w; ++j) {
           const double v = x[static_cast<size_t>(r) * w + j];

@@ -55,8 +55,13 @@ struct StoreManifest {
   bool corpus_exhausted = false;  // complete with fewer rows than asked: the corpus ran out
 };
 
-// The file name of a hook's array in a shard ("blocks.2.hook_resid_post.npy[.zst]").
-std::string store_array_name(const std::string& hook, bool zstd);
+// index.npy: columns per row, and the one that is 0 for the BOS starting every window.
+constexpr int kStoreIndexColumns = 4;
+constexpr int kStoreWindowPosColumn = 3;
+
+// The file name of an array in a shard: a hook's ("blocks.2.hook_resid_post.npy[.zst]") or
+// "index" / "documents".
+std::string store_array_name(const std::string& name, bool zstd);
 
 // JSON <-> manifest. read_manifest throws Error(kIo/kFormat) naming STORE/manifest.json.
 StoreManifest read_manifest(const std::string& dir);

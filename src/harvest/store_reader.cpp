@@ -13,8 +13,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kIndexColumns = 4;
-
 // A seed per (seed, epoch, window): splitmix64 steps, so nearby inputs give unrelated streams.
 uint64_t mix(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -54,12 +52,13 @@ StoreRowStream::StoreRowStream(const std::string& store, const std::string& hook
                 store + ": the store has no hook '" + hook + "' (it holds " + names + ")");
   }
   width_ = h->width;
-  const std::string suffix = manifest_.settings.zstd ? ".npy.zst" : ".npy";
   for (const StoreShard& s : manifest_.shards) {
-    const Tensor index = read_store_array((fs::path(store) / s.dir / ("index" + suffix)).string());
+    const Tensor index = read_store_array(
+        (fs::path(store) / s.dir / store_array_name("index", manifest_.settings.zstd)).string());
     const int64_t* idx = index.data<int64_t>();
     int64_t n = 0;
-    for (int64_t r = 0; r < index.dim(0); ++r) n += idx[r * kIndexColumns + 3] != 0;
+    for (int64_t r = 0; r < index.dim(0); ++r)
+      n += idx[r * kStoreIndexColumns + kStoreWindowPosColumn] != 0;
     shard_rows_.push_back(n);
     rows_per_epoch_ += n;
   }
@@ -86,7 +85,7 @@ std::vector<float> StoreRowStream::shard_rows(int shard) const {
   const StoreShard& s = manifest_.shards[static_cast<size_t>(shard)];
   const bool z = manifest_.settings.zstd;
   const fs::path base = fs::path(dir_) / s.dir;
-  const Tensor index = read_store_array((base / (z ? "index.npy.zst" : "index.npy")).string());
+  const Tensor index = read_store_array((base / store_array_name("index", z)).string());
   const Tensor acts = read_store_array((base / store_array_name(hook_, z)).string()).to_f32();
   if (acts.ndim() != 2 || acts.dim(0) != s.rows || acts.dim(1) != width_) {
     throw Error(ErrorCode::kFormat, (base / store_array_name(hook_, z)).string() +
@@ -97,7 +96,7 @@ std::vector<float> StoreRowStream::shard_rows(int shard) const {
   std::vector<float> out;
   out.reserve(static_cast<size_t>(shard_rows_[static_cast<size_t>(shard)] * width_));
   for (int64_t r = 0; r < s.rows; ++r) {
-    if (idx[r * kIndexColumns + 3] == 0) continue;
+    if (idx[r * kStoreIndexColumns + kStoreWindowPosColumn] == 0) continue;
     const float* row = x + r * width_;
     for (int64_t j = 0; j < width_; ++j) {
       if (!std::isfinite(row[j])) {

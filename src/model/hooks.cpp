@@ -136,6 +136,12 @@ std::vector<std::string> available_hooks(const ModelConfig& config) {
   return names;
 }
 
+std::optional<Shape> hook_token_shape(HookPoint point, const ModelConfig& c) {
+  if (point == HookPoint::kAttnScores || point == HookPoint::kAttnPattern) return std::nullopt;
+  const Shape full = hook_shape(point, c, 1, 1);  // [1, ...]
+  return Shape(full.begin() + 1, full.end());
+}
+
 Shape hook_shape(HookPoint point, const ModelConfig& c, int64_t n_pos, int64_t n_keys) {
   switch (point) {
     case HookPoint::kLn1Scale:

@@ -69,6 +69,9 @@ HookName resolve_hook_name(std::string_view text, const ModelConfig& config);
 std::vector<std::string> available_hooks(const ModelConfig& config);
 // TL shape (without batch) of a hook's activation for `n_pos` new tokens and `n_keys` keys.
 Shape hook_shape(HookPoint point, const ModelConfig& config, int64_t n_pos, int64_t n_keys);
+// The shape of one position's activation (hook_shape without its position axis), for hooks that
+// have one row per token; nullopt for attention scores and patterns ([heads, query, key]).
+std::optional<Shape> hook_token_shape(HookPoint point, const ModelConfig& config);
 
 // Passed to every callback.
 struct HookEvent {

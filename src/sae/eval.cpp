@@ -41,11 +41,13 @@ SaeEvalResult evaluate_sae(const Model& model, const Tokenizer& tok, const Sae& 
   if (o.tokens <= 0) throw Error(ErrorCode::kInvalidArgument, "--tokens must be positive");
   const ModelConfig& c = model.config();
   const HookName hn = resolve_hook_name(r.hook, c);
-  const Shape shape = hook_shape(hn.point, c, 1, 1);
-  int64_t width = 1;
-  for (size_t i = 1; i < shape.size(); ++i) width *= shape[i];
-  if (hn.point == HookPoint::kAttnScores || hn.point == HookPoint::kAttnPattern ||
-      width != sae.d_in) {
+  const std::optional<Shape> row_shape = hook_token_shape(hn.point, c);
+  if (!row_shape) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "hook " + r.hook + " has one row per (head, query), not per token");
+  }
+  const int64_t width = shape_numel(*row_shape);
+  if (width != sae.d_in) {
     throw Error(ErrorCode::kShape, "hook " + r.hook + " has " + std::to_string(width) +
                                        " values per token but the SAE's d_in is " +
                                        std::to_string(sae.d_in));
