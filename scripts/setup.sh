@@ -6,10 +6,11 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libopenblas-dev libhwy-dev nlohmann-json3-dev libsentencepiece-dev libcli11-dev libfmt-dev
-  libpcre2-dev zlib1g-dev libzstd-dev
+  libpcre2-dev zlib1g-dev libzstd-dev libsqlite3-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang lld llvm libclang-rt-14-dev
   python3 python3-torch python3-numpy
+  chromium chromium-driver
 )
 # node + npm run the byte-level BPE references (tests/reference/bpe). A node that bundles its own
 # npm (NodeSource's) is kept: Debian's npm package would conflict with it.

@@ -54,5 +54,7 @@ Action register_sae_encode(CLI::App& app);
 Action register_harvest(CLI::App& app);
 Action register_eval_sae(CLI::App& app);
 Action register_train_sae(CLI::App& app);
+Action register_analyze(CLI::App& app);
+Action register_serve(CLI::App& app);
 
 }  // namespace glassbox::cli

@@ -14,7 +14,8 @@ int main(int argc, char** argv) {
   for (auto reg : {cli::register_info, cli::register_generate, cli::register_logits,
                    cli::register_cache, cli::register_tokenize, cli::register_convert,
                    cli::register_bench, cli::register_harvest, cli::register_train_sae,
-                   cli::register_eval_sae, cli::register_convert_sae, cli::register_sae_encode}) {
+                   cli::register_eval_sae, cli::register_convert_sae, cli::register_sae_encode,
+                   cli::register_analyze, cli::register_serve}) {
     const size_t before = app.get_subcommands({}).size();
     cli::Action action = reg(app);
     actions[app.get_subcommands({})[before]] = std::move(action);

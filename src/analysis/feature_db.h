@@ -1,0 +1,94 @@
+// FeatureDb: the SQLite feature database `glassbox analyze` writes and `glassbox serve` reads
+// (schema in docs/analysis.md). One concern: storing and querying per-latent analysis results;
+// it knows nothing about models or SAEs beyond the ids and strings it stores.
+// Read queries are safe to call from several threads at once (the server does).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace glassbox {
+
+struct FeatureSummary {
+  int64_t id = 0;
+  int64_t n_fires = 0;     // tokens with activation > 0
+  double freq = 0;         // n_fires / tokens analysed
+  double mean_act = 0;     // mean over firing tokens
+  double max_act = 0;
+  std::string max_token;   // display piece of the token at the top example's maximum ("" if none)
+};
+
+// One context window around a token where the latent fired.
+struct FeatureExample {
+  double act = 0;                   // activation at the centre token
+  int64_t doc = 0;                  // corpus document id
+  int64_t pos = 0;                  // document token index of the centre token
+  int32_t center = 0;               // index of the centre token in `ids`
+  std::vector<int32_t> ids;         // token ids of the window
+  std::vector<std::string> tokens;  // their display pieces
+  std::vector<float> acts;          // the latent's activation at each of them
+};
+
+struct QuantileBand {
+  double lo = 0, hi = 0;  // activation interval (lo, hi]
+  std::vector<FeatureExample> examples;
+};
+
+struct LogitEffect {
+  int32_t id = 0;
+  std::string token;
+  double value = 0;  // (W_dec[f] after the final norm's scale) . W_U[:, id]
+};
+
+struct FeatureDetail {
+  FeatureSummary summary;
+  std::vector<double> hist_edges;    // n_bins + 1 edges of firing activations
+  std::vector<int64_t> hist_counts;  // n_bins counts
+  std::vector<FeatureExample> top;   // descending activation
+  std::vector<QuantileBand> quantiles;
+  std::vector<LogitEffect> positive, negative;  // most positive / most negative first
+};
+
+struct FeatureQuery {
+  std::string sort = "freq";  // "id", "freq", "mean_act", "max_act"
+  bool descending = true;
+  std::optional<double> min_freq, max_freq;
+  std::string text;   // FTS5 match over top-example text (empty = any)
+  std::string token;  // exact display piece or decoded text of a top example's centre token
+  bool include_dead = true;
+  int64_t offset = 0, limit = 50;
+};
+
+struct FeatureList {
+  int64_t total = 0;  // matches before offset/limit
+  std::vector<FeatureSummary> features;
+};
+
+class FeatureDb {
+ public:
+  // Opens read-only; Error(kIo) if missing, Error(kFormat) naming the file if not a glassbox
+  // feature database or of another schema version, or if the analysis is unfinished.
+  static std::unique_ptr<FeatureDb> open(const std::string& path);
+  ~FeatureDb();
+
+  const std::string& path() const { return path_; }
+  // meta table: model, sae, hook, d_sae, tokens, ctx, ... (docs/analysis.md).
+  std::map<std::string, std::string> meta() const;
+  int64_t d_sae() const;
+  // Error(kInvalidArgument) naming the field for an unknown sort key or bad range.
+  FeatureList list(const FeatureQuery& query) const;
+  // nullopt when id is out of range.
+  std::optional<FeatureDetail> detail(int64_t id) const;
+
+ private:
+  struct Impl;
+  FeatureDb(std::string path, std::unique_ptr<Impl> impl);
+  std::string path_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace glassbox

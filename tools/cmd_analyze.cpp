@@ -1,0 +1,11 @@
+// `glassbox analyze` (placeholder until issue #6's implementation lands).
+#include "cli_common.h"
+
+namespace glassbox::cli {
+
+Action register_analyze(CLI::App& app) {
+  app.add_subcommand("analyze", "(not yet implemented)");
+  return [] { return 1; };
+}
+
+}  // namespace glassbox::cli
