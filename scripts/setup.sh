@@ -32,18 +32,25 @@ else
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# The pinned npm packages of the BPE reference (package-lock.json; no install scripts), skipped
-# when node_modules was installed from this very lockfile. Without them those tests skip.
-BPE_REF="$(cd "$(dirname "$0")/.." && pwd)/tests/reference/bpe"
-if command -v npm >/dev/null 2>&1; then
-  stamp="$BPE_REF/node_modules/.glassbox-lock.sha256"
-  want="$(sha256sum "$BPE_REF/package-lock.json" | cut -d' ' -f1)"
+# The pinned npm packages (package-lock.json; no install scripts) of the BPE reference and of the
+# web tests (puppeteer-core driving Debian's chromium; the openai client), each skipped when its
+# node_modules was installed from this very lockfile. Without them those tests skip.
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+npm_ci() {  # npm_ci DIR WHAT
+  local dir="$1" what="$2"
+  local stamp="$dir/node_modules/.glassbox-lock.sha256"
+  local want
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-    echo "setup: BPE reference node modules up to date"
-  elif npm ci --prefix "$BPE_REF" --no-audit --no-fund --loglevel=error; then
+    echo "setup: $what node modules up to date"
+  elif npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error; then
     echo "$want" >"$stamp"
   else
-    echo "setup: npm ci failed; the BPE reference tests will be skipped" >&2
+    echo "setup: npm ci failed in $dir; the $what tests will be skipped" >&2
   fi
+}
+if command -v npm >/dev/null 2>&1; then
+  npm_ci "$ROOT/tests/reference/bpe" "BPE reference"
+  npm_ci "$ROOT/tests/web" "web explorer"
 fi
 echo "setup: done"

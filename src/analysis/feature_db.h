@@ -15,11 +15,11 @@ namespace glassbox {
 
 struct FeatureSummary {
   int64_t id = 0;
-  int64_t n_fires = 0;     // tokens with activation > 0
-  double freq = 0;         // n_fires / tokens analysed
-  double mean_act = 0;     // mean over firing tokens
+  int64_t n_fires = 0;  // tokens with activation > 0
+  double freq = 0;      // n_fires / tokens analysed
+  double mean_act = 0;  // mean over firing tokens
   double max_act = 0;
-  std::string max_token;   // display piece of the token at the top example's maximum ("" if none)
+  std::string max_token;  // display piece of the token at the top example's maximum ("" if none)
 };
 
 // One context window around a token where the latent fired.
@@ -31,6 +31,7 @@ struct FeatureExample {
   std::vector<int32_t> ids;         // token ids of the window
   std::vector<std::string> tokens;  // their display pieces
   std::vector<float> acts;          // the latent's activation at each of them
+  std::string text;                 // the window decoded (what text search matches)
 };
 
 struct QuantileBand {
@@ -88,6 +89,43 @@ class FeatureDb {
   struct Impl;
   FeatureDb(std::string path, std::unique_ptr<Impl> impl);
   std::string path_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// One vocabulary entry as stored in the database: the display piece and the token decoded on its
+// own with surrounding whitespace trimmed (what a search by token matches besides the piece).
+struct VocabEntry {
+  std::string piece, text;
+};
+
+// The writing side, used by `glassbox analyze` only; one thread. Writes go into the transaction
+// opened by begin() (or autocommit outside one).
+class FeatureDbWriter {
+ public:
+  // Opens `path` read-write, creating the file and the schema when missing or empty.
+  // Error(kFormat) naming the file if it exists but is not a glassbox feature database of this
+  // schema version.
+  explicit FeatureDbWriter(const std::string& path);
+  ~FeatureDbWriter();
+
+  std::map<std::string, std::string> meta() const;
+  void set_meta(const std::string& key, const std::string& value);
+  // Resume state blobs (table `state`); nullopt when absent.
+  std::optional<std::vector<uint8_t>> state(const std::string& key) const;
+  void set_state(const std::string& key, const std::vector<uint8_t>& blob);
+  void clear_state();
+
+  void begin();
+  void commit();
+  // Returns the pages freed by the resume state to the file system (outside a transaction).
+  void vacuum();
+
+  void put_vocab(const std::vector<VocabEntry>& vocab);
+  // Writes one latent's row, examples (top and quantile bands, with the FTS text) and effects.
+  void put_feature(const FeatureDetail& detail);
+
+ private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,0 +1,52 @@
+// Server: `glassbox serve` as a library — loads the model (and optionally an SAE and a feature
+// database), listens on HOST:PORT, and serves the JSON API, the OpenAI-compatible endpoints and
+// the embedded web explorer (docs/server_api.md). It owns its HTTP threads and model sessions;
+// it installs no signal handlers and holds no global state: the caller (tools/cmd_serve.cpp)
+// decides when to call stop(). Startup problems throw glassbox::Error naming the file or option.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace glassbox::server {
+
+struct ServerOptions {
+  std::string model_path;
+  std::optional<std::string> tokenizer_path;
+  std::optional<std::string> sae_path;  // SAE directory (any format load_sae reads)
+  std::optional<std::string> db_path;   // feature database written by `glassbox analyze`
+  std::string host = "127.0.0.1";
+  int port = 8080;             // 0 = any free port
+  std::string api_key;         // empty = no authentication
+  int workers = 1;             // model sessions
+  int threads = 0;             // threads per session; 0 = cores / workers
+  int max_queue = 16;          // requests waiting for a session beyond the running ones
+  int64_t max_body = 1 << 20;  // bytes
+  int64_t max_tokens = 1024;   // per request
+  double timeout_s = 60;       // queue wait + generation deadline; socket read/write max(it, 5 s)
+};
+
+class Server {
+ public:
+  explicit Server(ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and starts serving on background threads; returns the bound port. Throws Error(kIo)
+  // when the address cannot be bound.
+  int start();
+  // Blocks until the server has stopped (after stop(), all in-flight requests finished).
+  void wait();
+  // Stops accepting connections, refuses queued model work with 503, lets running requests
+  // (streams included) finish. Safe to call from any thread, more than once.
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace glassbox::server
