@@ -159,7 +159,7 @@ def main():
         "errors": sum(k["errors"] for k in by_kind.values()),
         "healthy_after": healthy, "server_exit": rc,
         "rss_kib": {"start": rss[0], "max": max(rss), "end": rss[-1],
-                    "after_warmup": rss[min(3, len(rss) - 1)]},
+                    "after_warmup": rss[min(3, len(rss) - 1)], "every_10_s": rss[::10]},
         "kinds": {kind: {"n": k["n"], "ok": k["ok"], "429": k["429"], "errors": k["errors"],
                          "p50_ms": round(1000 * pct(k["lat"], 0.5), 2) if k["lat"] else None,
                          "p99_ms": round(1000 * pct(k["lat"], 0.99), 2) if k["lat"] else None}

@@ -11,6 +11,9 @@
 namespace glassbox::server {
 namespace {
 
+// Longest time a streamed event waits in the buffer (see stream_generation).
+constexpr std::chrono::microseconds kStreamFlushInterval{1000};
+
 int64_t unix_time() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -79,13 +82,26 @@ void stream_generation(httplib::Response& res, const ServerState& s,
   res.set_chunked_content_provider(
       "text/event-stream", [&s, lease, gen, chunk, first, include_usage, usage_template](
                                size_t, httplib::DataSink& sink) {
-        auto send = [&sink](const std::string& payload) {
-          const std::string event = "data: " + payload + "\n\n";
-          return sink.write(event.data(), event.size());
+        // Events are coalesced: each sink.write is a select() plus a send(), which costs more
+        // than a token of a small model, so events go out when 1 ms has passed since the last
+        // write (every token of a model slower than that goes out at once) and at the end.
+        std::string pending;
+        auto last_write = std::chrono::steady_clock::now();
+        auto flush = [&]() {
+          last_write = std::chrono::steady_clock::now();
+          const bool ok = pending.empty() || sink.write(pending.data(), pending.size());
+          pending.clear();
+          return ok;
+        };
+        auto send = [&](const std::string& payload, bool now = false) {
+          pending += "data: " + payload + "\n\n";
+          if (now || std::chrono::steady_clock::now() - last_write >= kStreamFlushInterval)
+            return flush();
+          return true;
         };
         bool alive = true;
         try {
-          if (first) alive = send(dump(*first));
+          if (first) alive = send(dump(*first), true);
           if (alive) {
             const GenerationResult r = run_generation(
                 lease->session(), *s.tokenizer, gen,
@@ -102,7 +118,7 @@ void stream_generation(httplib::Response& res, const ServerState& s,
           // Headers are gone: report in-band, as OpenAI does for mid-stream errors.
           if (alive) alive = send(dump(error_body(500, e.what(), {}, "internal_error")));
         }
-        if (alive) send("[DONE]");
+        if (alive) send("[DONE]", true);
         sink.done();
         return true;
       });
