@@ -125,22 +125,7 @@ std::string trim(std::string s) {
 }  // namespace
 
 std::string sae_sha256(const std::string& path) {
-  if (!fs::is_directory(path)) return sha256_file(path);
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(path)) {
-    const std::string n = e.path().filename().string();
-    if (e.is_regular_file() &&
-        (n.ends_with(".json") || n.ends_with(".safetensors") || n.ends_with(".npz"))) {
-      names.push_back(n);
-    }
-  }
-  std::sort(names.begin(), names.end());
-  Sha256 h;
-  for (const std::string& n : names) {
-    const std::string line = n + " " + sha256_file((fs::path(path) / n).string()) + "\n";
-    h.update(line.data(), line.size());
-  }
-  return h.hex_digest();
+  return sha256_path(path, {".json", ".safetensors", ".npz"});
 }
 
 AnalyzeResult analyze(const Model& model, const Tokenizer& tok, const Sae& sae,

@@ -1,7 +1,9 @@
 #include "core/sha256.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <vector>
 
@@ -90,6 +92,25 @@ std::string sha256_file(const std::string& path) {
   size_t got;
   while ((got = std::fread(buf.data(), 1, buf.size(), f.get())) > 0) h.update(buf.data(), got);
   if (std::ferror(f.get())) throw Error(ErrorCode::kIo, path + ": read error while hashing");
+  return h.hex_digest();
+}
+
+std::string sha256_path(const std::string& path, std::initializer_list<std::string_view> suffixes) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(path)) return sha256_file(path);
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(path)) {
+    const std::string n = e.path().filename().string();
+    const bool wanted = std::any_of(suffixes.begin(), suffixes.end(),
+                                    [&](std::string_view s) { return n.ends_with(s); });
+    if (e.is_regular_file() && wanted) names.push_back(n);
+  }
+  std::sort(names.begin(), names.end());
+  Sha256 h;
+  for (const std::string& n : names) {
+    const std::string line = n + " " + sha256_file((fs::path(path) / n).string()) + "\n";
+    h.update(line.data(), line.size());
+  }
   return h.hex_digest();
 }
 

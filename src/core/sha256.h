@@ -4,7 +4,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <string_view>
 
 namespace glassbox {
 
@@ -26,5 +28,10 @@ class Sha256 {
 
 // Hex SHA-256 of a whole file, read in chunks. Throws Error(kIo) naming the path.
 std::string sha256_file(const std::string& path);
+
+// Content hash of a file (sha256_file) or of a directory: SHA-256 over one line
+// "<name> <sha256_file>\n" per regular file whose name ends with one of `suffixes`, in name order
+// (a model or SAE directory: its config and weight files, not stray logs).
+std::string sha256_path(const std::string& path, std::initializer_list<std::string_view> suffixes);
 
 }  // namespace glassbox
