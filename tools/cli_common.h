@@ -56,5 +56,7 @@ Action register_eval_sae(CLI::App& app);
 Action register_train_sae(CLI::App& app);
 Action register_analyze(CLI::App& app);
 Action register_serve(CLI::App& app);
+Action register_steer_vector(CLI::App& app);
+Action register_probe(CLI::App& app);
 
 }  // namespace glassbox::cli

@@ -7,6 +7,7 @@
 #include "cli_common.h"
 #include "model/run.h"
 #include "model/session.h"
+#include "steer_options.h"
 
 namespace glassbox::cli {
 namespace {
@@ -19,6 +20,7 @@ struct GenerateArgs {
   std::optional<uint64_t> seed;
   bool ignore_eos = false;
   std::optional<std::string> ids_out;
+  SteerArgs steer;
 };
 
 std::string ids_json(const std::vector<int32_t>& ids) {
@@ -47,6 +49,7 @@ int run_generate(GenerateArgs& a) {
       if (id) options.stop_ids.push_back(*id);
   }
   Session session(model, SessionOptions{a.model.threads});
+  const std::vector<HookHandle> steering = install_steering(session, a.steer);
   std::optional<StreamDecoder> stream;
   if (tokenizer) {
     stream.emplace(*tokenizer);
@@ -95,6 +98,7 @@ Action register_generate(CLI::App& app) {
   cmd->add_option("--seed", a->seed, "Random seed (default: random, printed on stderr)");
   cmd->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at EOS/BOS");
   cmd->add_option("--ids-out", a->ids_out, "Also write {prompt_ids, generated_ids} as JSON");
+  add_steer_options(*cmd, a->steer);
   return [a] { return run_generate(*a); };
 }
 

@@ -7,6 +7,7 @@
 #include "model/hooks.h"
 #include "model/run.h"
 #include "model/session.h"
+#include "steer_options.h"
 
 namespace glassbox::cli {
 namespace {
@@ -16,12 +17,14 @@ struct ForwardArgs {
   TokenArgs input;
   std::string out;
   std::string hooks;
+  SteerArgs steer;  // logits only
 };
 
 int run_logits(const ForwardArgs& a) {
   const Model model = load_model(a.model.model_path);
   const std::vector<int32_t> ids = input_ids(model, a.model, a.input);
   Session session(model, SessionOptions{a.model.threads});
+  const std::vector<HookHandle> steering = install_steering(session, a.steer);
   const Tensor logits = session.forward(ids, LogitsMode::kAll);
   write_npy(a.out, logits);
   std::fprintf(stderr, "glassbox: wrote logits %s to %s\n", shape_str(logits.shape()).c_str(),
@@ -69,6 +72,7 @@ Action register_logits(CLI::App& app) {
   add_model_options(*cmd, a->model);
   add_token_options(*cmd, a->input);
   cmd->add_option("--out,-o", a->out, "Output .npy: float32 [n_tokens, d_vocab]")->required();
+  add_steer_options(*cmd, a->steer);
   return [a] { return run_logits(*a); };
 }
 
