@@ -13,6 +13,7 @@
 
 #include "cli_common.h"
 #include "server/server.h"
+#include "steer_options.h"
 
 namespace glassbox::cli {
 namespace {
@@ -26,6 +27,7 @@ extern "C" void on_stop_signal(int sig) {
 
 struct ServeArgs {
   ModelArgs model;
+  SteerArgs steer;
   server::ServerOptions options;
 };
 
@@ -34,6 +36,9 @@ int run_serve(ServeArgs& a) {
   o.model_path = a.model.model_path;
   o.tokenizer_path = a.model.tokenizer_path;
   o.threads = a.model.threads;
+  o.make_interventions = [&a](const ModelConfig& config) {
+    return build_interventions(config, a.steer);
+  };
 
   signal(SIGPIPE, SIG_IGN);  // a client gone mid-write is an error return, not a crash
   server::Server srv(o);
@@ -75,6 +80,7 @@ Action register_serve(CLI::App& app) {
   auto a = std::make_shared<ServeArgs>();
   server::ServerOptions& o = a->options;
   add_model_options(*cmd, a->model);
+  add_steer_options(*cmd, a->steer);
   cmd->add_option("--sae", o.sae_path, "SAE directory for /api/run (SAELens, sparsify, ...)");
   cmd->add_option("--db", o.db_path, "Feature database from `glassbox analyze`");
   cmd->add_option("--host", o.host, "Address to bind (default 127.0.0.1)");

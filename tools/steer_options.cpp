@@ -61,8 +61,7 @@ float parse_scale(const std::string& text) {
 
 }  // namespace
 
-std::vector<HookHandle> install_steering(Session& session, const SteerArgs& a) {
-  const ModelConfig& config = session.config();
+std::vector<Intervention> build_interventions(const ModelConfig& config, const SteerArgs& a) {
   std::vector<Intervention> ivs;
   std::vector<std::pair<std::string, float>> files;
   for (const auto& f : a.control_vector) files.emplace_back(f, 1.0f);
@@ -102,7 +101,11 @@ std::vector<HookHandle> install_steering(Session& session, const SteerArgs& a) {
   add_all(a.cap, [](auto s, auto& c) { return parse_cap_spec(s, c); });
   add_all(a.clamp, [](auto s, auto& c) { return parse_clamp_spec(s, c); });
   add_all(a.scale_latent, [](auto s, auto& c) { return parse_scale_latent_spec(s, c); });
-  return add_interventions(session.hooks(), ivs);
+  return ivs;
+}
+
+std::vector<HookHandle> install_steering(Session& session, const SteerArgs& args) {
+  return add_interventions(session.hooks(), build_interventions(session.config(), args));
 }
 
 }  // namespace glassbox::cli

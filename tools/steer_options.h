@@ -11,6 +11,7 @@
 
 #include "model/hooks.h"
 #include "model/session.h"
+#include "steer/interventions.h"
 
 namespace glassbox::cli {
 
@@ -24,9 +25,12 @@ struct SteerArgs {
 
 void add_steer_options(CLI::App& cmd, SteerArgs& args);
 
-// Parses every spec (loading files) and registers the hooks on `session`: control vectors first
-// (summed, as llama.cpp does), then --steer, --ablate, --cap, --clamp, --scale-latent in command
-// line order within each flag. Throws Error naming the flag on a bad spec; registers nothing then.
+// Parses every spec (loading files) into interventions for a model with `config`: control vectors
+// first (summed, as llama.cpp does), then --steer, --ablate, --cap, --clamp, --scale-latent in
+// command line order within each flag. Throws Error naming the flag on a bad spec.
+std::vector<Intervention> build_interventions(const ModelConfig& config, const SteerArgs& args);
+
+// build_interventions registered on `session`; registers nothing when a spec is bad.
 std::vector<HookHandle> install_steering(Session& session, const SteerArgs& args);
 
 }  // namespace glassbox::cli

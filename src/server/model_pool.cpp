@@ -7,7 +7,8 @@
 
 namespace glassbox::server {
 
-ModelPool::ModelPool(const Model& model, int workers, int threads, int max_queue)
+ModelPool::ModelPool(const Model& model, int workers, int threads, int max_queue,
+                     const std::vector<Intervention>& interventions)
     : max_queue_(max_queue) {
   const int n_workers = std::max(1, workers);
   if (threads <= 0) {
@@ -16,6 +17,8 @@ ModelPool::ModelPool(const Model& model, int workers, int threads, int max_queue
   }
   for (int i = 0; i < n_workers; ++i) {
     sessions_.push_back(std::make_unique<Session>(model, SessionOptions{threads}));
+    for (auto& h : add_interventions(sessions_.back()->hooks(), interventions))
+      hooks_.push_back(std::move(h));
     free_.push_back(sessions_.back().get());
   }
 }

@@ -14,6 +14,7 @@
 
 #include "model/model.h"
 #include "model/session.h"
+#include "steer/interventions.h"
 
 namespace glassbox::server {
 
@@ -21,8 +22,10 @@ class ModelPool {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // `threads` per session (0 = the machine's cores divided among the workers).
-  ModelPool(const Model& model, int workers, int threads, int max_queue);
+  // `threads` per session (0 = the machine's cores divided among the workers); `interventions`
+  // are hooked into every session for the pool's life (server-wide steering).
+  ModelPool(const Model& model, int workers, int threads, int max_queue,
+            const std::vector<Intervention>& interventions = {});
   ~ModelPool();
 
   class Lease {
@@ -56,6 +59,7 @@ class ModelPool {
   void release(Session* session);
 
   std::vector<std::unique_ptr<Session>> sessions_;
+  std::vector<HookHandle> hooks_;  // after sessions_: removed before the sessions go
   const int max_queue_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

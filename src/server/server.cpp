@@ -224,8 +224,10 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
     s.sae = std::move(sae);
   }
   if (s.options.db_path) s.db = FeatureDb::open(*s.options.db_path);
+  std::vector<Intervention> interventions;
+  if (s.options.make_interventions) interventions = s.options.make_interventions(s.model->config());
   s.pool = std::make_unique<ModelPool>(*s.model, s.options.workers, s.options.threads,
-                                       s.options.max_queue);
+                                       s.options.max_queue, interventions);
   impl_->setup();
 }
 

@@ -6,9 +6,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "steer/interventions.h"
 
 namespace glassbox::server {
 
@@ -26,6 +31,9 @@ struct ServerOptions {
   int64_t max_body = 1 << 20;  // bytes
   int64_t max_tokens = 1024;   // per request
   double timeout_s = 60;       // queue wait + generation deadline; socket read/write max(it, 5 s)
+  // Interventions on every request's forward pass (llama-server's --control-vector flags), made
+  // once the model's config is known; installed on every worker session for the server's life.
+  std::function<std::vector<Intervention>(const ModelConfig&)> make_interventions;
 };
 
 class Server {

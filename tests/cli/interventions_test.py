@@ -26,9 +26,12 @@ control vector one layer early; the script must then fail)
 import json
 import os
 import shutil
+import signal
 import struct
+import subprocess
 import sys
 import tempfile
+import urllib.request
 
 try:
     import numpy as np
@@ -350,6 +353,10 @@ def checks(gb, led, model, model_path, tokens, tmp, broken):
     _, steer_gen = generate("--steer", path("v.npy") + ":2:8")
     led.check("generate: strong --steer changes the greedy continuation", steer_gen != plain)
 
+    # ---- the same flags on `glassbox serve` (server-wide, as llama-server) ------------------
+    server_check(led, model_path, ["--control-vector-scaled", path("a.gguf"), "4",
+                                   "--control-vector-layer-range", "2", "4"])
+
     # ---- errors ---------------------------------------------------------------------------
     def error(label, flags, *parts):
         out = path("err.npy")
@@ -377,6 +384,38 @@ def checks(gb, led, model, model_path, tokens, tmp, broken):
     error("--control-vector-layer-range without a vector",
           ["--control-vector-layer-range", "1", "2"], "--control-vector-layer-range")
     return led.finish("interventions")
+
+
+def server_check(led, model_path, flags):
+    """Greedy /v1/completions of a server started with `flags` = `generate --temp 0` with them
+    (which the checks above tie to the reference), and differs from the unsteered text."""
+    glassbox = sys.argv[1]
+    prompt, n = "Once upon a time", 24
+
+    def cli(*extra):
+        p = subprocess.run([glassbox, "generate", "--model", model_path, "--prompt", prompt,
+                            "-n", str(n), "--temp", "0", "--ignore-eos", *extra],
+                           capture_output=True, text=True, timeout=120, check=True)
+        return p.stdout.rstrip("\n")
+
+    srv = subprocess.Popen([glassbox, "serve", "--model", model_path, "--port", "0", *flags],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = srv.stdout.readline().split("serving ", 1)[1].strip()
+        body = json.dumps({"prompt": prompt, "max_tokens": n, "temperature": 0,
+                           "ignore_eos": True}).encode()
+        req = urllib.request.Request(url + "v1/completions", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            text = json.load(r)["choices"][0]["text"]
+    finally:
+        srv.send_signal(signal.SIGTERM)
+        srv.wait(timeout=30)
+    steered = cli(*flags)
+    led.check("serve with control-vector flags: greedy completion = generate with the same flags",
+              prompt + text == steered, f"{text!r} vs {steered!r}")
+    led.check("serve with control-vector flags: differs from the unsteered text",
+              prompt + text != cli(), text)
 
 
 if __name__ == "__main__":
