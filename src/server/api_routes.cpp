@@ -9,6 +9,7 @@
 #include "sae/sae_io.h"
 #include "server/generation.h"
 #include "server/server_state.h"
+#include "server/steering_request.h"
 
 namespace glassbox::server {
 namespace {
@@ -162,10 +163,12 @@ void run_route(ServerState& s, const httplib::Request& req, httplib::Response& r
   const int64_t top_k = opt_int(body, "top_k", 0, kMaxRunTopK).value_or(5);
   const bool bos = opt_bool(body, "bos").value_or(true);
   const std::vector<int32_t> ids = s.encode_prompt(text, "text", bos);
+  const std::vector<Intervention> steering = parse_steering(body, s.model->config(), &sae);
 
   Tensor act;
   {
     auto lease = s.pool->acquire(s.deadline());
+    const auto hooks = add_interventions(lease.session().hooks(), steering);
     CacheRun run = run_with_cache(lease.session(), ids, {sae.hook_name});
     act = run.cache.at(sae.hook_name);
   }
@@ -208,6 +211,7 @@ void generate_route(ServerState& s, const httplib::Request& req, httplib::Respon
   const json body = parse_json_object(req.body);
   GenerationRequest g;
   g.sampling = parse_sampling(body, 64, 0.8, s.options.max_tokens);
+  g.steering = parse_steering(body, s.model->config(), s.sae ? &*s.sae : nullptr);
   g.prompt = s.encode_prompt(req_string(body, "prompt"), "prompt");
   g.deadline = s.deadline();
   auto lease = s.pool->acquire(g.deadline);

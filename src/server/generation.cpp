@@ -47,6 +47,7 @@ GenerationResult run_generation(Session& session, const Tokenizer& tokenizer,
   };
 
   session.reset();
+  const std::vector<HookHandle> steering = add_interventions(session.hooks(), request.steering);
   const std::vector<int32_t> out = generate(session, request.prompt, options, [&](int32_t id) {
     emit(decoder.push(id));
     if (std::chrono::steady_clock::now() >= request.deadline) cut = true;

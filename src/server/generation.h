@@ -14,6 +14,7 @@
 #include "model/session.h"
 #include "server/json_request.h"
 #include "server/stop_matcher.h"
+#include "steer/interventions.h"
 #include "tokenizer/tokenizer.h"
 
 namespace glassbox::server {
@@ -22,6 +23,7 @@ struct GenerationRequest {
   std::vector<int32_t> prompt;  // non-empty, at most the context length
   SamplingRequest sampling;
   std::chrono::steady_clock::time_point deadline;
+  std::vector<Intervention> steering;  // hooked into the session for this generation only
 };
 
 struct GenerationResult {

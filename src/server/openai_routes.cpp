@@ -7,6 +7,7 @@
 
 #include "server/generation.h"
 #include "server/server_state.h"
+#include "server/steering_request.h"
 
 namespace glassbox::server {
 namespace {
@@ -55,6 +56,7 @@ CommonRequest parse_common(const ServerState& s, const json& body, int64_t defau
   check_unsupported(body);
   c.gen.sampling =
       parse_sampling(body, default_max_tokens, 1.0, s.options.max_tokens, alt_max_field);
+  c.gen.steering = parse_steering(body, s.model->config(), s.sae ? &*s.sae : nullptr);
   c.stream = opt_bool(body, "stream").value_or(false);
   if (const auto it = body.find("stream_options"); it != body.end() && !it->is_null()) {
     if (!it->is_object()) bad_field("stream_options", "expected an object");
