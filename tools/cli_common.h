@@ -58,5 +58,6 @@ Action register_analyze(CLI::App& app);
 Action register_serve(CLI::App& app);
 Action register_steer_vector(CLI::App& app);
 Action register_probe(CLI::App& app);
+Action register_persona(CLI::App& app);
 
 }  // namespace glassbox::cli

@@ -82,6 +82,8 @@ Action register_serve(CLI::App& app) {
   add_model_options(*cmd, a->model);
   add_steer_options(*cmd, a->steer);
   cmd->add_option("--sae", o.sae_path, "SAE directory for /api/run (SAELens, sparsify, ...)");
+  cmd->add_option("--probe", o.probe_paths,
+                  "Probe file or directory of *.probe.json for \"probe\" monitors (repeatable)");
   cmd->add_option("--db", o.db_path, "Feature database from `glassbox analyze`");
   cmd->add_option("--host", o.host, "Address to bind (default 127.0.0.1)");
   cmd->add_option("--port", o.port, "Port (default 8080; 0 = any free port)")

@@ -73,8 +73,9 @@ export function withQuery(path, params) {
   return s ? `${path}?${s}` : path;
 }
 
-// POST /v1/completions with stream: true; calls onText(piece) for each chunk's text as it
-// arrives and resolves with the finish_reason of the last chunk.
+// POST /v1/completions with stream: true; calls onText(piece, chunk) for each chunk's text as it
+// arrives (chunk.monitors holds per-token monitor scores when the request has monitors) and
+// resolves with the finish_reason of the last chunk.
 export async function streamCompletion(body, onText) {
   let res;
   try {
@@ -107,7 +108,7 @@ export async function streamCompletion(body, onText) {
         if (chunk.error) throw new ApiError(200, chunk.error.message, chunk.error.code);
         const choice = chunk.choices && chunk.choices[0];
         if (!choice) continue;
-        if (choice.text) onText(choice.text);
+        if (choice.text || chunk.monitors) onText(choice.text || "", chunk);
         if (choice.finish_reason) finish = choice.finish_reason;
       }
     }

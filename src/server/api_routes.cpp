@@ -8,6 +8,7 @@
 #include "model/run.h"
 #include "sae/sae_io.h"
 #include "server/generation.h"
+#include "server/monitor_request.h"
 #include "server/server_state.h"
 #include "server/steering_request.h"
 
@@ -212,15 +213,21 @@ void generate_route(ServerState& s, const httplib::Request& req, httplib::Respon
   GenerationRequest g;
   g.sampling = parse_sampling(body, 64, 0.8, s.options.max_tokens);
   g.steering = parse_steering(body, s.model->config(), s.sae ? &*s.sae : nullptr);
+  g.monitors = parse_monitors(body, s.model->config(), s.sae ? &*s.sae : nullptr, s.probes);
   g.prompt = s.encode_prompt(req_string(body, "prompt"), "prompt");
   g.deadline = s.deadline();
   auto lease = s.pool->acquire(g.deadline);
   const GenerationResult r = run_generation(lease.session(), *s.tokenizer, g, {});
-  send_json(res, {{"text", r.text},
-                  {"prompt_tokens", r.prompt_tokens},
-                  {"completion_tokens", r.completion_tokens},
-                  {"finish_reason", r.finish_reason},
-                  {"seed", r.seed}});
+  json out = {{"text", r.text},
+              {"prompt_tokens", r.prompt_tokens},
+              {"completion_tokens", r.completion_tokens},
+              {"finish_reason", r.finish_reason},
+              {"seed", r.seed}};
+  if (!r.monitors.names.empty()) {
+    out["monitors"] = monitor_trace_json(r.monitors);
+    if (r.monitors.stop) out["monitor"] = monitor_event_json(*r.monitors.stop);
+  }
+  send_json(res, out);
 }
 
 }  // namespace

@@ -8,11 +8,13 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "model/session.h"
 #include "server/json_request.h"
+#include "server/monitors.h"
 #include "server/stop_matcher.h"
 #include "steer/interventions.h"
 #include "tokenizer/tokenizer.h"
@@ -24,6 +26,15 @@ struct GenerationRequest {
   SamplingRequest sampling;
   std::chrono::steady_clock::time_point deadline;
   std::vector<Intervention> steering;  // hooked into the session for this generation only
+  std::vector<MonitorSpec> monitors;   // scored on every generated token (docs: "Monitors")
+};
+
+// What the monitors saw: scores[m][t] of monitor m for generated token t, and the firings.
+struct MonitorTrace {
+  std::vector<std::string> names;
+  std::vector<std::vector<double>> scores;
+  std::vector<MonitorEvent> events;
+  std::optional<MonitorEvent> stop;  // the event that ended the generation (finish "monitor")
 };
 
 struct GenerationResult {
@@ -32,15 +43,35 @@ struct GenerationResult {
   int64_t completion_tokens = 0;
   std::string finish_reason;  // "stop" (stop id or string) or "length" (max_tokens, context, time)
   uint64_t seed = 0;
+  MonitorTrace monitors;  // empty without monitors
+};
+
+// Monitor output that goes with one piece of text: the tokens decoded since the last piece
+// (token_index, score per monitor) and the events among them.
+struct MonitorUpdate {
+  std::vector<int64_t> tokens;
+  std::vector<std::vector<double>> scores;  // [token][monitor]
+  std::vector<MonitorEvent> events;
+  bool empty() const { return tokens.empty(); }
 };
 
 // The stop ids of `tokenizer`: EOS and BOS when it has them.
 std::vector<int32_t> default_stop_ids(const Tokenizer& tokenizer);
 
 // Resets `session` and generates. `on_text` receives each non-empty piece of completion text and
-// returns false to stop (the caller is gone; finish_reason is then "length").
+// returns false to stop (the caller is gone; finish_reason is then "length"). With monitors it
+// also receives the scores of the tokens since the previous call (a last call with empty text
+// carries those of tokens that produced no text). A stop monitor ends the generation after the
+// token it fired on, with finish_reason "monitor".
+using TextFn = std::function<bool(const std::string& text, const MonitorUpdate& update)>;
 GenerationResult run_generation(Session& session, const Tokenizer& tokenizer,
-                                const GenerationRequest& request,
-                                const std::function<bool(const std::string&)>& on_text);
+                                const GenerationRequest& request, const TextFn& on_text);
+
+// JSON forms (docs/server_api.md, "Monitors"): per-chunk {"monitors": [...], "monitor_events"}
+// added to `chunk`, and the whole trace of a non-streamed response.
+void add_monitor_update(json& chunk, const std::vector<std::string>& names,
+                        const MonitorUpdate& update);
+json monitor_event_json(const MonitorEvent& e);
+json monitor_trace_json(const MonitorTrace& trace);
 
 }  // namespace glassbox::server

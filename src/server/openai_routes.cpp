@@ -6,6 +6,7 @@
 #include <random>
 
 #include "server/generation.h"
+#include "server/monitor_request.h"
 #include "server/server_state.h"
 #include "server/steering_request.h"
 
@@ -57,6 +58,7 @@ CommonRequest parse_common(const ServerState& s, const json& body, int64_t defau
   c.gen.sampling =
       parse_sampling(body, default_max_tokens, 1.0, s.options.max_tokens, alt_max_field);
   c.gen.steering = parse_steering(body, s.model->config(), s.sae ? &*s.sae : nullptr);
+  c.gen.monitors = parse_monitors(body, s.model->config(), s.sae ? &*s.sae : nullptr, s.probes);
   c.stream = opt_bool(body, "stream").value_or(false);
   if (const auto it = body.find("stream_options"); it != body.end() && !it->is_null()) {
     if (!it->is_object()) bad_field("stream_options", "expected an object");
@@ -64,6 +66,13 @@ CommonRequest parse_common(const ServerState& s, const json& body, int64_t defau
     c.include_usage = opt_bool(*it, "include_usage").value_or(false);
   }
   return c;
+}
+
+// Non-streamed responses: the whole trace, and which monitor stopped the generation.
+void add_monitor_result(json& out, const GenerationResult& r) {
+  if (r.monitors.names.empty()) return;
+  out["monitors"] = monitor_trace_json(r.monitors);
+  if (r.monitors.stop) out["monitor"] = monitor_event_json(*r.monitors.stop);
 }
 
 json usage_json(const GenerationResult& r) {
@@ -105,10 +114,20 @@ void stream_generation(httplib::Response& res, const ServerState& s,
         try {
           if (first) alive = send(dump(*first), true);
           if (alive) {
-            const GenerationResult r = run_generation(
-                lease->session(), *s.tokenizer, gen,
-                [&](const std::string& text) { return alive = send(dump(chunk(text, ""))); });
-            if (alive) alive = send(dump(chunk("", r.finish_reason)));
+            std::vector<std::string> names;
+            for (const MonitorSpec& m : gen.monitors) names.push_back(m.name);
+            const GenerationResult r =
+                run_generation(lease->session(), *s.tokenizer, gen,
+                               [&](const std::string& text, const MonitorUpdate& update) {
+                                 json j = chunk(text, "");
+                                 add_monitor_update(j, names, update);
+                                 return alive = send(dump(j));
+                               });
+            if (alive) {
+              json j = chunk("", r.finish_reason);
+              if (r.monitors.stop) j["monitor"] = monitor_event_json(*r.monitors.stop);
+              alive = send(dump(j));
+            }
             if (alive && include_usage) {
               json u = usage_template;
               u["choices"] = json::array();
@@ -187,6 +206,7 @@ void completions_route(ServerState& s, const httplib::Request& req, httplib::Res
                                  {"logprobs", nullptr},
                                  {"finish_reason", r.finish_reason}}});
   out["usage"] = usage_json(r);
+  add_monitor_result(out, r);
   send_json(res, out);
 }
 
@@ -271,6 +291,7 @@ void chat_route(ServerState& s, const httplib::Request& req, httplib::Response& 
                                  {"logprobs", nullptr},
                                  {"finish_reason", r.finish_reason}}});
   out["usage"] = usage_json(r);
+  add_monitor_result(out, r);
   send_json(res, out);
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "model/hooks.h"
+#include "probe/probe.h"
 #include "sae/sae_io.h"
 #include "server/server_state.h"
 #include "server/web_assets.h"
@@ -222,6 +223,29 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
                                          ", which does not match the model's activation there");
     }
     s.sae = std::move(sae);
+  }
+  for (const std::string& path : s.options.probe_paths) {
+    for (const std::string& file : probe_files(path)) {
+      Probe probe = load_probe(file);
+      const HookName hook = resolve_hook_name(probe.hook, s.model->config());
+      const auto shape = hook_token_shape(hook.point, s.model->config());
+      if (!shape || shape_numel(*shape) != probe.d()) {
+        throw Error(ErrorCode::kShape, file + ": the probe reads " + probe.hook + " with d " +
+                                           std::to_string(probe.d()) +
+                                           ", which does not match the model's activation there");
+      }
+      // Its name: the file name without ".probe.json" (or ".json").
+      std::string name = std::filesystem::path(file).filename().string();
+      for (const char* ext : {".probe.json", ".json"}) {
+        const std::string e = ext;
+        if (name.size() > e.size() && name.compare(name.size() - e.size(), e.size(), e) == 0) {
+          name.resize(name.size() - e.size());
+          break;
+        }
+      }
+      if (!s.probes.emplace(name, std::move(probe)).second)
+        throw Error(ErrorCode::kInvalidArgument, file + ": another --probe is also named " + name);
+    }
   }
   if (s.options.db_path) s.db = FeatureDb::open(*s.options.db_path);
   std::vector<Intervention> interventions;

@@ -22,6 +22,8 @@ struct ServerOptions {
   std::optional<std::string> tokenizer_path;
   std::optional<std::string> sae_path;  // SAE directory (any format load_sae reads)
   std::optional<std::string> db_path;   // feature database written by `glassbox analyze`
+  // Probe files or directories (probe_files) that "probe" monitors may name.
+  std::vector<std::string> probe_paths;
   std::string host = "127.0.0.1";
   int port = 8080;             // 0 = any free port
   std::string api_key;         // empty = no authentication

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +17,7 @@
 
 #include "analysis/feature_db.h"
 #include "model/model.h"
+#include "probe/probe.h"
 #include "sae/sae.h"
 #include "server/json_request.h"
 #include "server/model_pool.h"
@@ -30,6 +32,7 @@ struct ServerState {
   std::unique_ptr<Tokenizer> tokenizer;
   std::string model_name;  // file name without extension: the OpenAI model id
   std::optional<Sae> sae;
+  std::map<std::string, Probe> probes;  // --probe files by name (file name less .probe.json)
   std::unique_ptr<FeatureDb> db;
   std::unique_ptr<ModelPool> pool;
 

@@ -296,6 +296,26 @@ try {
     (await page.$eval("#gen-text", (e) => e.textContent)).length > 0);
   check("generate without stream posts /api/generate", posted.includes("/api/generate"),
     `${posted}`);
+  // A latent monitor (threshold below any activation: fires on every token) streams a trace.
+  await page.click("#gen-stream");
+  await page.$eval("#gen-mon-latent", (e) => { e.value = "0"; });
+  await page.$eval("#gen-mon-threshold", (e) => { e.value = "-1"; });
+  await page.click("#gen-go");
+  await genDone();
+  const trace = await page.$$eval("#gen-text .mon-tok",
+    (es) => es.map((e) => [e.title, e.classList.contains("mon-fired")]));
+  check("generate (monitor): per-token trace with scores, every token fired",
+    trace.length > 1 && trace.every(([t, f]) => /^token \d+: -?\d/.test(t) && f),
+    JSON.stringify(trace.slice(0, 3)));
+  await shot("07b-generate-monitor.png");
+  await page.select("#gen-mon-action", "stop");
+  await page.click("#gen-go");
+  await genDone();
+  const status3 = await page.$eval("#gen-status", (e) => e.textContent);
+  check("generate (monitor stop): ends with finish_reason monitor after one token",
+    status3 === "done (monitor)" &&
+    (await page.$$eval("#gen-text .mon-tok", (es) => es.length)) === 1, status3);
+  await page.$eval("#gen-mon-latent", (e) => { e.value = ""; });
   page.off("request", onRequest);
   await page.click("#gen-run");
   await page.waitForSelector("#run-tokens .tok");

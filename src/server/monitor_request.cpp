@@ -1,0 +1,136 @@
+#include "server/monitor_request.h"
+
+#include <cmath>
+#include <set>
+
+#include "core/error.h"
+#include "server/steering_request.h"
+
+namespace glassbox::server {
+namespace {
+
+HookName parse_hook(const json& e, const ModelConfig& config) {
+  const bool has_hook = e.contains("hook") && !e["hook"].is_null();
+  const std::optional<int64_t> layer = opt_int(e, "layer", 0, config.n_layers - 1);
+  if (has_hook == layer.has_value())
+    bad_field("hook", "give exactly one of hook (a hook name) or layer (a block index)");
+  if (layer)
+    return resolve_hook_name("blocks." + std::to_string(*layer) + ".hook_resid_post", config);
+  HookName hook;
+  try {
+    hook = resolve_hook_name(req_string(e, "hook"), config);
+  } catch (const Error& err) {
+    bad_field("hook", err.what());
+  }
+  if (!hook_token_shape(hook.point, config))
+    bad_field("hook", "attention scores and patterns cannot be monitored");
+  return hook;
+}
+
+int64_t token_width(HookName hook, const ModelConfig& config) {
+  return shape_numel(*hook_token_shape(hook.point, config));
+}
+
+MonitorSpec parse_one(const json& e, const ModelConfig& config, const Sae* sae,
+                      const std::map<std::string, Probe>& probes) {
+  if (!e.is_object()) throw HttpError(400, "expected an object", {}, "invalid_value");
+  MonitorSpec m;
+  m.name = req_string(e, "name");
+  if (m.name.empty()) bad_field("name", "expected a non-empty string");
+  const std::string type = req_string(e, "type");
+  if (type == "projection") {
+    m.type = MonitorType::kProjection;
+    m.hook = parse_hook(e, config);
+    const int64_t width = token_width(m.hook, config);
+    const auto it = e.find("vector");
+    if (it == e.end() || !it->is_array() || static_cast<int64_t>(it->size()) != width)
+      bad_field("vector",
+                "expected an array of " + std::to_string(width) + " numbers (the hook's width)");
+    double norm = 0;
+    for (const json& x : *it) {
+      if (!x.is_number() || !std::isfinite(x.get<double>()))
+        bad_field("vector", "expected finite numbers");
+      m.unit.push_back(x.get<float>());
+      norm += static_cast<double>(m.unit.back()) * m.unit.back();
+    }
+    if (!(norm > 0) || !std::isfinite(norm)) bad_field("vector", "expected a non-zero vector");
+    for (float& v : m.unit) v = static_cast<float>(v / std::sqrt(norm));
+  } else if (type == "latent") {
+    if (!sae) bad_field("type", "latent monitors read the server's SAE: start it with --sae DIR");
+    m.type = MonitorType::kLatent;
+    m.sae = sae;
+    m.hook = resolve_hook_name(sae->hook_name, config);
+    const auto latent = opt_int(e, "latent", 0, sae->d_sae - 1);
+    if (!latent) bad_field("latent", "this field is required (a latent of the server's SAE)");
+    m.latent = *latent;
+  } else if (type == "probe") {
+    m.type = MonitorType::kProbe;
+    const std::string name = req_string(e, "probe");
+    const auto it = probes.find(name);
+    if (it == probes.end()) {
+      std::string known;
+      for (const auto& [k, v] : probes) known += (known.empty() ? "" : ", ") + k;
+      bad_field("probe", "no probe '" + name + "' on this server (" +
+                             (known.empty() ? "start it with --probe FILE" : "has: " + known) +
+                             ")");
+    }
+    m.probe = &it->second;
+    m.hook = resolve_hook_name(m.probe->hook, config);  // checked at startup
+  } else {
+    bad_field("type", "expected projection, latent or probe, got '" + type + "'");
+  }
+  const auto threshold = opt_number(e, "threshold", -1e30, 1e30);
+  if (!threshold) bad_field("threshold", "this field is required (a number)");
+  m.threshold = *threshold;
+  const std::string direction = opt_string(e, "direction").value_or("above");
+  if (direction != "above" && direction != "below")
+    bad_field("direction", "expected above or below, got '" + direction + "'");
+  m.below = direction == "below";
+  const std::string action = opt_string(e, "action").value_or("flag");
+  if (action == "flag") {
+    m.action = MonitorAction::kFlag;
+  } else if (action == "stop") {
+    m.action = MonitorAction::kStop;
+  } else if (action == "steer") {
+    m.action = MonitorAction::kSteer;
+    const auto it = e.find("steering");
+    if (it == e.end() || it->is_null() || !it->is_array() || it->empty())
+      bad_field("steering", "steer needs a non-empty list of interventions (as \"steering\")");
+    m.steering = parse_steering(e, config, sae);
+  } else {
+    bad_field("action", "expected flag, stop or steer, got '" + action + "'");
+  }
+  if (m.action != MonitorAction::kSteer && e.contains("steering") && !e["steering"].is_null())
+    bad_field("steering", "only allowed with action: steer");
+  return m;
+}
+
+}  // namespace
+
+std::vector<MonitorSpec> parse_monitors(const json& body, const ModelConfig& config, const Sae* sae,
+                                        const std::map<std::string, Probe>& probes) {
+  const auto it = body.find("monitors");
+  if (it == body.end() || it->is_null()) return {};
+  if (!it->is_array()) bad_field("monitors", "expected a list of monitors");
+  if (it->size() > kMaxMonitors)
+    bad_field("monitors", "at most " + std::to_string(kMaxMonitors) + " monitors");
+  std::vector<MonitorSpec> out;
+  std::set<std::string> names;
+  for (size_t i = 0; i < it->size(); ++i) {
+    const std::string where = "monitors[" + std::to_string(i) + "]";
+    try {
+      out.push_back(parse_one((*it)[i], config, sae, probes));
+      if (!names.insert(out.back().name).second)
+        bad_field("name", "'" + out.back().name + "' names another monitor already");
+    } catch (const HttpError& e) {
+      const std::string param = e.param().empty() ? where : where + "." + e.param();
+      std::string msg = e.what();
+      if (!e.param().empty() && msg.rfind(e.param() + ": ", 0) == 0)
+        msg = msg.substr(e.param().size() + 2);
+      throw HttpError(400, param + ": " + msg, param, e.code());
+    }
+  }
+  return out;
+}
+
+}  // namespace glassbox::server
