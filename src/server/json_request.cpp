@@ -56,6 +56,14 @@ void bad_field(const std::string& field, const std::string& message) {
   throw HttpError(400, field + ": " + message, field, "invalid_value");
 }
 
+void rethrow_in_entry(const std::string& where, const HttpError& e) {
+  const std::string param = e.param().empty() ? where : where + "." + e.param();
+  std::string msg = e.what();
+  if (!e.param().empty() && msg.rfind(e.param() + ": ", 0) == 0)
+    msg = msg.substr(e.param().size() + 2);
+  throw HttpError(400, param + ": " + msg, param, e.code());
+}
+
 const char* error_type(int status) {
   switch (status) {
     case 401:

@@ -34,6 +34,9 @@ class HttpError : public std::runtime_error {
 
 // 400 naming `field`: "field: message".
 [[noreturn]] void bad_field(const std::string& field, const std::string& message);
+// `e`, raised inside an entry of a list, rethrown as a 400 whose field is prefixed with the
+// entry's place: where "steering[1]" + field "vector" -> "steering[1].vector: ...".
+[[noreturn]] void rethrow_in_entry(const std::string& where, const HttpError& e);
 
 // {"error": {"message", "type", "param", "code"}} for a status and message.
 json error_body(int status, const std::string& message, const std::string& param = {},

@@ -123,11 +123,7 @@ std::vector<MonitorSpec> parse_monitors(const json& body, const ModelConfig& con
       if (!names.insert(out.back().name).second)
         bad_field("name", "'" + out.back().name + "' names another monitor already");
     } catch (const HttpError& e) {
-      const std::string param = e.param().empty() ? where : where + "." + e.param();
-      std::string msg = e.what();
-      if (!e.param().empty() && msg.rfind(e.param() + ": ", 0) == 0)
-        msg = msg.substr(e.param().size() + 2);
-      throw HttpError(400, param + ": " + msg, param, e.code());
+      rethrow_in_entry(where, e);
     }
   }
   return out;

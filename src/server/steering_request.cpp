@@ -108,12 +108,7 @@ std::vector<Intervention> parse_steering(const json& body, const ModelConfig& co
     try {
       out.push_back(parse_one((*it)[i], config, sae));
     } catch (const HttpError& e) {
-      // Prefix the entry's place, so the message names "steering[1].vector".
-      const std::string param = e.param().empty() ? where : where + "." + e.param();
-      std::string msg = e.what();
-      if (!e.param().empty() && msg.rfind(e.param() + ": ", 0) == 0)
-        msg = msg.substr(e.param().size() + 2);
-      throw HttpError(400, param + ": " + msg, param, e.code());
+      rethrow_in_entry(where, e);
     }
   }
   return out;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/run.h"
+#include "steer/steering_vector.h"
 
 namespace glassbox {
 namespace {
@@ -76,21 +77,8 @@ TraitDefinition parse_trait_definition(const std::string& json_text, const std::
 
 std::vector<Tensor> collect_response_means(Session& session, const std::vector<PersonaText>& texts,
                                            const std::vector<int>& layers) {
-  const ModelConfig& config = session.config();
-  const int64_t d_model = config.d_model;
-  std::vector<std::string> names;
-  for (int layer : layers) {
-    if (layer < 0 || layer >= config.n_layers) {
-      throw Error(ErrorCode::kInvalidArgument, "layer " + std::to_string(layer) +
-                                                   " is out of range: the model has " +
-                                                   std::to_string(config.n_layers) + " blocks");
-    }
-    names.push_back("blocks." + std::to_string(layer) + ".hook_resid_post");
-  }
-  std::vector<Tensor> out;
-  for (size_t i = 0; i < layers.size(); ++i) {
-    out.push_back(Tensor::zeros(DType::kF32, {static_cast<int64_t>(texts.size()), d_model}));
-  }
+  std::vector<std::vector<int32_t>> ids;
+  std::vector<int64_t> starts;
   for (size_t t = 0; t < texts.size(); ++t) {
     const int64_t n = static_cast<int64_t>(texts[t].ids.size());
     const int64_t start = texts[t].response_start;
@@ -98,18 +86,10 @@ std::vector<Tensor> collect_response_means(Session& session, const std::vector<P
       throw Error(ErrorCode::kInvalidArgument,
                   "text " + std::to_string(t) + " has an empty response span");
     }
-    const CacheRun run = run_with_cache(session, texts[t].ids, names);
-    for (size_t i = 0; i < layers.size(); ++i) {
-      const std::span<const float> a = run.cache.at(names[i]).floats();  // [n, d_model]
-      float* row = out[i].mutable_floats().data() + t * d_model;
-      for (int64_t k = 0; k < d_model; ++k) {
-        double s = 0;
-        for (int64_t p = start; p < n; ++p) s += a[p * d_model + k];
-        row[k] = static_cast<float>(s / static_cast<double>(n - start));
-      }
-    }
+    ids.push_back(texts[t].ids);
+    starts.push_back(start);
   }
-  return out;
+  return collect_resid_post(session, ids, layers, SteerReduce::kMean, starts);
 }
 
 std::vector<double> projection_per_token(Session& session, const std::vector<int32_t>& ids,

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "core/error.h"
 #include "model/run.h"
 
 namespace glassbox {
@@ -237,7 +238,10 @@ std::vector<float> steering_direction(const Tensor& positive, const Tensor& nega
 
 std::vector<Tensor> collect_resid_post(Session& session,
                                        const std::vector<std::vector<int32_t>>& texts,
-                                       const std::vector<int>& layers, SteerReduce reduce) {
+                                       const std::vector<int>& layers, SteerReduce reduce,
+                                       const std::vector<int64_t>& mean_from) {
+  GLASSBOX_ASSERT(mean_from.empty() ||
+                  (reduce == SteerReduce::kMean && mean_from.size() == texts.size()));
   const ModelConfig& config = session.config();
   const int64_t d_model = config.d_model;
   std::vector<std::string> names;
@@ -266,10 +270,11 @@ std::vector<Tensor> collect_resid_post(Session& session,
       if (reduce == SteerReduce::kLast) {
         std::copy(a.begin() + (n - 1) * d_model, a.begin() + n * d_model, row);
       } else {
+        const int64_t start = mean_from.empty() ? 0 : mean_from[t];
         for (int64_t k = 0; k < d_model; ++k) {
           double s = 0;
-          for (int64_t j = 0; j < n; ++j) s += a[j * d_model + k];
-          row[k] = static_cast<float>(s / static_cast<double>(n));
+          for (int64_t j = start; j < n; ++j) s += a[j * d_model + k];
+          row[k] = static_cast<float>(s / static_cast<double>(n - start));
         }
       }
     }

@@ -50,9 +50,12 @@ std::vector<float> steering_direction(const Tensor& positive, const Tensor& nega
 
 // Activations of each tokenized text at blocks.L.hook_resid_post for every L in `layers`,
 // reduced to one row: result[i] = [n_texts, d_model] for layers[i]. One forward per text.
+// With `mean_from` (one start per text, kMean only) the mean runs over positions
+// [mean_from[t], n) instead of all of them (persona vectors: the response tokens).
 std::vector<Tensor> collect_resid_post(Session& session,
                                        const std::vector<std::vector<int32_t>>& texts,
-                                       const std::vector<int>& layers, SteerReduce reduce);
+                                       const std::vector<int>& layers, SteerReduce reduce,
+                                       const std::vector<int64_t>& mean_from = {});
 
 // collect_resid_post on both sets, then steering_direction per layer. Throws
 // Error(kInvalidArgument) for a layer outside 0 .. n_layers - 1 and the errors above, with the
