@@ -84,6 +84,9 @@ Action register_serve(CLI::App& app) {
   cmd->add_option("--sae", o.sae_path, "SAE directory for /api/run (SAELens, sparsify, ...)");
   cmd->add_option("--probe", o.probe_paths,
                   "Probe file or directory of *.probe.json for \"probe\" monitors (repeatable)");
+  cmd->add_option("--monitors", o.monitors_path,
+                  "JSON file of monitors applied to every generation request ({\"monitors\": "
+                  "[...]}, the request field's format; docs/server_api.md)");
   cmd->add_option("--db", o.db_path, "Feature database from `glassbox analyze`");
   cmd->add_option("--host", o.host, "Address to bind (default 127.0.0.1)");
   cmd->add_option("--port", o.port, "Port (default 8080; 0 = any free port)")

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "analysis/logit_effects.h"
+#include "analysis/window_encoder.h"
 #include "core/error.h"
 #include "core/sha256.h"
 #include "core/thread_pool.h"
@@ -31,8 +32,6 @@ struct RunState {
   int64_t windows = 0;
   int64_t pass1_seen = 0, pass1_rows = 0, pass1_windows = 0;
 };
-
-constexpr int64_t kEncodeRows = 16;  // rows per encode call: fixed, so results ignore threads
 
 void validate(const AnalyzeOptions& o) {
   const auto positive = [](int64_t v, const char* name, int64_t min) {
@@ -227,12 +226,7 @@ AnalyzeResult analyze(const Model& model, const Tokenizer& tok, const Sae& sae,
   so.n_ctx = o.ctx;
   Session session(model, so);
   ThreadPool pool(o.threads);
-  std::vector<float> x, acts;
-  const HookHandle handle = session.hooks().add(hn, [&](const HookEvent&, Tensor& t) {
-    const float* p = t.data<float>();
-    x.assign(p + d, p + t.dim(0) * d);  // rows after the BOS
-  });
-  const bool before_blocks = hn.point == HookPoint::kEmbed || hn.point == HookPoint::kPosEmbed;
+  WindowEncoder encoder(session, sae, pool);
   while (st.pass <= 2) {
     const int pass = static_cast<int>(st.pass);
     const int64_t limit = pass == 1 ? o.tokens : st.pass1_seen;
@@ -246,25 +240,7 @@ AnalyzeResult analyze(const Model& model, const Tokenizer& tok, const Sae& sae,
       }
       const int64_t n = static_cast<int64_t>(window.size()) - 1;
       if (n > 0) {
-        session.reset();
-        if (is_block_hook(hn.point)) {
-          session.forward_partial(window, hn.layer + 1);
-        } else if (before_blocks) {
-          session.forward_partial(window, 0);
-        } else {
-          session.forward(window, LogitsMode::kNone);
-        }
-        GLASSBOX_ASSERT(static_cast<int64_t>(x.size()) == n * d);
-        acts.resize(static_cast<size_t>(n * m));
-        const int64_t blocks = (n + kEncodeRows - 1) / kEncodeRows;
-        const bool small = n * d * m < (int64_t{1} << 20);  // not worth waking the pool
-        pool.parallel_for(small ? 1 : blocks, [&](int64_t b0, int64_t b1) {
-          if (small) b1 = blocks;
-          for (int64_t b = b0; b < b1; ++b) {
-            const int64_t r0 = b * kEncodeRows, rows = std::min(kEncodeRows, n - r0);
-            sae.encode(x.data() + r0 * d, rows, acts.data() + r0 * m);
-          }
-        });
+        const std::vector<float>& acts = encoder.encode(window);
         stats.add_window(pass, window, acts.data(), w->doc->id, w->doc_offset, pool);
       }
       st.seen += static_cast<int64_t>(window.size());

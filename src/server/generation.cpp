@@ -47,6 +47,15 @@ json monitor_trace_json(const MonitorTrace& trace) {
   return {{"scores", scores}, {"events", events}};
 }
 
+json completion_chunk(const json& base, const std::string& text, const std::string& finish) {
+  json j = base;
+  j["choices"] = json::array({{{"text", text},
+                               {"index", 0},
+                               {"logprobs", nullptr},
+                               {"finish_reason", finish.empty() ? json(nullptr) : json(finish)}}});
+  return j;
+}
+
 GenerationResult run_generation(Session& session, const Tokenizer& tokenizer,
                                 const GenerationRequest& request, const TextFn& on_text) {
   const SamplingRequest& s = request.sampling;

@@ -74,4 +74,8 @@ void add_monitor_update(json& chunk, const std::vector<std::string>& names,
 json monitor_event_json(const MonitorEvent& e);
 json monitor_trace_json(const MonitorTrace& trace);
 
+// One streamed /v1/completions event: `base` (id, object, created, model) with one choice
+// carrying `text`, and `finish` as finish_reason (null while empty).
+json completion_chunk(const json& base, const std::string& text, const std::string& finish);
+
 }  // namespace glassbox::server

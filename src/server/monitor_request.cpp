@@ -1,7 +1,9 @@
 #include "server/monitor_request.h"
 
 #include <cmath>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include "core/error.h"
 #include "server/steering_request.h"
@@ -127,6 +129,46 @@ std::vector<MonitorSpec> parse_monitors(const json& body, const ModelConfig& con
     }
   }
   return out;
+}
+
+std::vector<MonitorSpec> load_server_monitors(const std::string& path, const ModelConfig& config,
+                                              const Sae* sae,
+                                              const std::map<std::string, Probe>& probes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorCode::kIo, path + ": cannot open the monitors file");
+  std::stringstream text;
+  text << in.rdbuf();
+  json doc = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded())
+    throw Error(ErrorCode::kFormat, path + ": not valid JSON (expected {\"monitors\": [...]})");
+  if (doc.is_array()) doc = json{{"monitors", doc}};
+  if (!doc.is_object() || !doc.contains("monitors") || !doc["monitors"].is_array())
+    throw Error(ErrorCode::kFormat,
+                path + ": expected {\"monitors\": [...]} or a list of monitors");
+  try {
+    return parse_monitors(doc, config, sae, probes);
+  } catch (const HttpError& e) {
+    throw Error(ErrorCode::kInvalidArgument, path + ": " + e.what());
+  }
+}
+
+std::vector<MonitorSpec> request_monitors(const json& body, const std::vector<MonitorSpec>& server,
+                                          const ModelConfig& config, const Sae* sae,
+                                          const std::map<std::string, Probe>& probes) {
+  std::vector<MonitorSpec> own = parse_monitors(body, config, sae, probes);
+  for (size_t i = 0; i < own.size(); ++i) {
+    for (const MonitorSpec& m : server) {
+      if (m.name == own[i].name) {
+        throw HttpError(400,
+                        "monitors[" + std::to_string(i) + "].name: '" + m.name +
+                            "' is a monitor of the server's config (pick another name)",
+                        "monitors[" + std::to_string(i) + "].name", "invalid_value");
+      }
+    }
+  }
+  std::vector<MonitorSpec> all = server;
+  all.insert(all.end(), std::make_move_iterator(own.begin()), std::make_move_iterator(own.end()));
+  return all;
 }
 
 }  // namespace glassbox::server

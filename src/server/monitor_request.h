@@ -24,4 +24,16 @@ inline constexpr size_t kMaxMonitors = 8;
 std::vector<MonitorSpec> parse_monitors(const json& body, const ModelConfig& config, const Sae* sae,
                                         const std::map<std::string, Probe>& probes);
 
+// Monitors from a server config file (`serve --monitors FILE`): {"monitors": [...]} or the list
+// itself, in the request's format. Throws Error naming the file and the entry's field.
+std::vector<MonitorSpec> load_server_monitors(const std::string& path, const ModelConfig& config,
+                                              const Sae* sae,
+                                              const std::map<std::string, Probe>& probes);
+
+// A request's monitors: the server's (from its config, on every request) followed by those of
+// body["monitors"]; a request monitor may not reuse a server monitor's name (400).
+std::vector<MonitorSpec> request_monitors(const json& body, const std::vector<MonitorSpec>& server,
+                                          const ModelConfig& config, const Sae* sae,
+                                          const std::map<std::string, Probe>& probes);
+
 }  // namespace glassbox::server

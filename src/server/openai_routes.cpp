@@ -58,7 +58,8 @@ CommonRequest parse_common(const ServerState& s, const json& body, int64_t defau
   c.gen.sampling =
       parse_sampling(body, default_max_tokens, 1.0, s.options.max_tokens, alt_max_field);
   c.gen.steering = parse_steering(body, s.model->config(), s.sae ? &*s.sae : nullptr);
-  c.gen.monitors = parse_monitors(body, s.model->config(), s.sae ? &*s.sae : nullptr, s.probes);
+  c.gen.monitors =
+      request_monitors(body, s.monitors, s.model->config(), s.sae ? &*s.sae : nullptr, s.probes);
   c.stream = opt_bool(body, "stream").value_or(false);
   if (const auto it = body.find("stream_options"); it != body.end() && !it->is_null()) {
     if (!it->is_object()) bad_field("stream_options", "expected an object");
@@ -186,13 +187,7 @@ void completions_route(ServerState& s, const httplib::Request& req, httplib::Res
   const std::string echoed = echo ? prompts[0] : std::string();
   if (c.stream) {
     auto chunk = [base](const std::string& text, const std::string& finish) {
-      json j = base;
-      j["choices"] =
-          json::array({{{"text", text},
-                        {"index", 0},
-                        {"logprobs", nullptr},
-                        {"finish_reason", finish.empty() ? json(nullptr) : json(finish)}}});
-      return j;
+      return completion_chunk(base, text, finish);
     };
     std::optional<json> first;
     if (echo) first = chunk(echoed, "");

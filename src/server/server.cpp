@@ -9,6 +9,7 @@
 #include "model/hooks.h"
 #include "probe/probe.h"
 #include "sae/sae_io.h"
+#include "server/monitor_request.h"
 #include "server/server_state.h"
 #include "server/web_assets.h"
 
@@ -246,6 +247,10 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
       if (!s.probes.emplace(name, std::move(probe)).second)
         throw Error(ErrorCode::kInvalidArgument, file + ": another --probe is also named " + name);
     }
+  }
+  if (s.options.monitors_path) {
+    s.monitors = load_server_monitors(*s.options.monitors_path, s.model->config(),
+                                      s.sae ? &*s.sae : nullptr, s.probes);
   }
   if (s.options.db_path) s.db = FeatureDb::open(*s.options.db_path);
   std::vector<Intervention> interventions;

@@ -24,6 +24,8 @@ struct ServerOptions {
   std::optional<std::string> db_path;   // feature database written by `glassbox analyze`
   // Probe files or directories (probe_files) that "probe" monitors may name.
   std::vector<std::string> probe_paths;
+  // Monitors applied to every generation request (JSON file, the request's "monitors" format).
+  std::optional<std::string> monitors_path;
   std::string host = "127.0.0.1";
   int port = 8080;             // 0 = any free port
   std::string api_key;         // empty = no authentication

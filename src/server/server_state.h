@@ -21,6 +21,7 @@
 #include "sae/sae.h"
 #include "server/json_request.h"
 #include "server/model_pool.h"
+#include "server/monitors.h"
 #include "server/server.h"
 #include "tokenizer/tokenizer.h"
 
@@ -33,6 +34,7 @@ struct ServerState {
   std::string model_name;  // file name without extension: the OpenAI model id
   std::optional<Sae> sae;
   std::map<std::string, Probe> probes;  // --probe files by name (file name less .probe.json)
+  std::vector<MonitorSpec> monitors;    // --monitors: on every generation request
   std::unique_ptr<FeatureDb> db;
   std::unique_ptr<ModelPool> pool;
 

@@ -46,6 +46,61 @@ def write_sae(path, w, hook):
                    "metadata": {"model_name": "stories260K", "hook_name": hook}}, f)
 
 
+def post_to(url, path, body):
+    req = urllib.request.Request(url + path.lstrip("/"), data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            raw = r.read().decode()
+            return r.status, (raw if body.get("stream") else json.loads(raw))
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def check_server_config(led, glassbox, model, tmp, monitors, want):
+    """`serve --monitors FILE`: the file's monitors score every request; a request's own
+    monitors come after them and may not reuse their names; bad files stop the server at
+    startup with one line naming the file and the entry's field."""
+    cfg = os.path.join(tmp, "monitors.json")
+    with open(cfg, "w") as f:
+        json.dump({"monitors": monitors}, f)
+    base = [glassbox, "serve", "--model", model, "--port", "0", "--probe",
+            os.path.join(tmp, "quote.probe.json")]
+    srv = subprocess.Popen(base + ["--monitors", cfg], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = srv.stdout.readline().split("serving ", 1)[1].strip()
+        body = {"prompt": PROMPT, "max_tokens": N, "temperature": 0, "ignore_eos": True}
+        status, out = post_to(url, "/v1/completions", body)
+        scores = out.get("monitors", {}).get("scores", {}) if status == 200 else {}
+        led.check("server-config monitors score a request without monitors",
+                  sorted(scores) == sorted(want) and
+                  all(scores[k] == want[k] for k in want), f"{status} {sorted(scores)}")
+        own = dict(monitors[0], name="mine")
+        status, out = post_to(url, "/v1/completions", dict(body, monitors=[own]))
+        scores = out.get("monitors", {}).get("scores", {}) if status == 200 else {}
+        led.check("a request's monitors come on top of the server's",
+                  sorted(scores) == sorted(list(want) + ["mine"]) and
+                  scores["mine"] == want[monitors[0]["name"]], f"{status} {sorted(scores)}")
+        status, out = post_to(url, "/v1/completions", dict(body, monitors=[monitors[0]]))
+        led.check("a request monitor may not reuse a server monitor's name -> 400",
+                  status == 400 and out["error"]["param"] == "monitors[0].name", out)
+    finally:
+        srv.send_signal(signal.SIGTERM)
+        srv.wait(timeout=30)
+    bad = [("{", "not valid JSON"), ('{"monitors": 3}', "expected"),
+           (json.dumps([dict(monitors[0], threshold="x")]), "monitors[0].threshold")]
+    for text, want_msg in bad:
+        with open(cfg, "w") as f:
+            f.write(text)
+        p = subprocess.run(base + ["--monitors", cfg], capture_output=True, text=True,
+                           timeout=60)
+        lines = p.stderr.strip().splitlines()
+        led.check(f"bad --monitors file ({want_msg}) -> exit 1, one line naming the file",
+                  p.returncode == 1 and len(lines) == 1 and cfg in lines[0] and
+                  want_msg in lines[0], p.stderr)
+
+
 def main():
     glassbox, repo = sys.argv[1], sys.argv[2]
     model = os.path.join(repo, "models", "stories260K", "stories260K.bin")
@@ -109,14 +164,7 @@ def main():
         url = srv.stdout.readline().split("serving ", 1)[1].strip()
 
         def post(path, body):
-            req = urllib.request.Request(url + path.lstrip("/"), data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(req, timeout=60) as r:
-                    raw = r.read().decode()
-                    return r.status, (raw if body.get("stream") else json.loads(raw))
-            except urllib.error.HTTPError as e:
-                return e.code, json.load(e)
+            return post_to(url, path, body)
 
         def complete(monitors, stream=False, path="/v1/completions"):
             body = {"prompt": PROMPT, "max_tokens": N, "temperature": 0, "ignore_eos": True,
@@ -255,6 +303,10 @@ def main():
     finally:
         srv.send_signal(signal.SIGTERM)
         led.check("server exits 0 on SIGTERM", srv.wait(timeout=30) == 0)
+    try:
+        check_server_config(led, glassbox, model, tmp, [proj, prb],
+                            {"proj": got.tolist(), "quote": gotp.tolist()})
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return led.finish("monitors")
 
