@@ -59,5 +59,7 @@ Action register_serve(CLI::App& app);
 Action register_steer_vector(CLI::App& app);
 Action register_probe(CLI::App& app);
 Action register_persona(CLI::App& app);
+Action register_explain(CLI::App& app);
+Action register_score(CLI::App& app);
 
 }  // namespace glassbox::cli

@@ -94,6 +94,10 @@ Action register_serve(CLI::App& app) {
   cmd->add_option("--api-key", o.api_key,
                   "Require 'Authorization: Bearer KEY' on /api/* and /v1/* (env GLASSBOX_API_KEY)")
       ->envname("GLASSBOX_API_KEY");
+  cmd->add_option("--ctx,-c", o.ctx,
+                  "Context length of each session (default: the model's; rotary models may go "
+                  "beyond it, as llama-server's -c)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cmd->add_option("--workers", o.workers, "Model sessions serving requests in parallel (default 1)")
       ->check(CLI::Range(1, 256));
   cmd->add_option("--max-queue", o.max_queue,

@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
         cli::register_tokenize, cli::register_convert, cli::register_bench, cli::register_harvest,
         cli::register_train_sae, cli::register_eval_sae, cli::register_convert_sae,
         cli::register_sae_encode, cli::register_analyze, cli::register_serve,
-        cli::register_steer_vector, cli::register_probe, cli::register_persona}) {
+        cli::register_steer_vector, cli::register_probe, cli::register_persona,
+        cli::register_explain, cli::register_score}) {
     const size_t before = app.get_subcommands({}).size();
     cli::Action action = reg(app);
     actions[app.get_subcommands({})[before]] = std::move(action);

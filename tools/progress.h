@@ -20,6 +20,9 @@ class Progress {
         start_(Clock::now()),
         last_(start_) {}
 
+  // Text shown after the ETA from the next redraw on (e.g. tokens used and cost so far).
+  void set_note(std::string note) { note_ = note.empty() ? note : "  " + note; }
+
   // `base` = units already done before this run (a resume): excluded from the rate.
   void update(int64_t done, int64_t total, int64_t base = 0) {
     const auto now = Clock::now();
@@ -33,10 +36,10 @@ class Progress {
     constexpr int kWidth = 24;
     std::string bar(kWidth, ' ');
     for (int i = 0; i < static_cast<int>(frac * kWidth) && i < kWidth; ++i) bar[i] = '#';
-    std::fprintf(stderr, "%s%s %3.0f%% [%s] %lld/%lld %s  %.0f %s/s  ETA %s%s", tty_ ? "\r" : "",
+    std::fprintf(stderr, "%s%s %3.0f%% [%s] %lld/%lld %s  %.*f %s/s  ETA %s%s%s", tty_ ? "\r" : "",
                  label_.c_str(), 100.0 * frac, bar.c_str(), static_cast<long long>(done),
-                 static_cast<long long>(total), unit_.c_str(), rate, unit_.c_str(),
-                 clock(eta).c_str(), tty_ ? "\x1b[K" : "\n");
+                 static_cast<long long>(total), unit_.c_str(), rate < 10 ? 2 : 0, rate,
+                 unit_.c_str(), clock(eta).c_str(), note_.c_str(), tty_ ? "\x1b[K" : "\n");
     if (done >= total && tty_) std::fprintf(stderr, "\n");
     std::fflush(stderr);
   }
@@ -50,7 +53,7 @@ class Progress {
     return buf;
   }
 
-  std::string label_, unit_;
+  std::string label_, unit_, note_;
   bool tty_;
   Clock::time_point start_, last_;
 };

@@ -1,5 +1,6 @@
-// The feature page (#/feature/ID): summary statistics, the activation histogram as inline SVG,
-// top examples and quantile bands with tokens coloured by activation, and the logit effects.
+// The feature page (#/feature/ID): summary statistics, the primary explanation, the activation
+// histogram as inline SVG, top examples and quantile bands with tokens coloured by activation, the
+// logit effects, and every explanation with its scores (docs/autointerp.md).
 import { get } from "./api.js";
 import { errorBox, exampleRow, fmt, h, loading, pct, tokenText } from "./ui.js";
 
@@ -52,6 +53,50 @@ function logitTable(title, rows, cls) {
         h("td", { class: "num" }, fmt(r.value)))))));
 }
 
+const INTERVENTION_WARNING =
+  "amplifying this feature moves generations away from the explanation";
+
+// The 'offline' explainer is the statistical one, not a model.
+export const explainerLabel = (name) => (name === "offline" ? "offline (statistical)" : name);
+
+// One explanation: who wrote it, the text, and a table of its scores (one row per method and
+// judge, the row that counts first), with a warning when steering opposes the explanation.
+function explanationCard(x, primary) {
+  const scores = x.scores || [];
+  const negative = scores.filter((s) => s.method === "intervention" && s.value < 0);
+  const meta = [x.model && x.model !== x.explainer ? `model ${x.model}` : "",
+    x.endpoint ? `via ${x.endpoint}` : "", x.created,
+    x.prompt_tokens || x.completion_tokens
+      ? `${x.prompt_tokens} + ${x.completion_tokens} tokens` : ""].filter(Boolean).join(" · ");
+  const cell = (v) => h("td", { class: "num" }, v === null || v === undefined ? "–" : fmt(v, 3));
+  return h("div", { class: "explanation-card", dataset: { explainer: x.explainer } },
+    h("div", { class: "explanation-head" },
+      h("span", { class: "explainer-label" }, explainerLabel(x.explainer)),
+      primary && h("span", { class: "badge" }, "primary"),
+      meta && h("span", { class: "muted small" }, meta)),
+    h("p", { class: "explanation-text" }, x.explanation),
+    negative.length > 0 && h("p", { class: "warning intervention-warning", role: "note" },
+      `Intervention score ${fmt(negative[0].value, 3)}: ${INTERVENTION_WARNING}.`),
+    scores.length ? h("table", { class: "score-table" },
+      h("thead", {}, h("tr", {}, ["method", "judge", "value", "accuracy", "balanced accuracy",
+        "AUROC", "n"].map((t, i) => h("th", { class: i >= 2 ? "num" : "" }, t)))),
+      h("tbody", {}, scores.map((s) => h("tr", {
+        class: ["score-row", s.method === "intervention" && s.value < 0 ? "negative" : ""]
+          .filter(Boolean).join(" "),
+        dataset: { method: s.method, judge: s.judge },
+      },
+      h("td", {}, s.method), h("td", {}, s.judge), cell(s.value),
+      cell(s.accuracy), cell(s.balanced_accuracy), cell(s.auroc),
+      h("td", { class: "num" }, String(s.n))))))
+      : h("p", { class: "muted" }, "not scored"));
+}
+
+// The API lists explanations primary first, and scores by method, the row that counts first.
+function explanationsSection(list) {
+  return h("section", { id: "explanations" }, h("h2", {}, "Explanations"),
+    list.map((x, i) => explanationCard(x, i === 0)));
+}
+
 export async function featureView(root, id, go) {
   root.replaceChildren(loading());
   let f;
@@ -73,12 +118,16 @@ export async function featureView(root, id, go) {
   const top = f.top_examples || [];
   const bands = (f.quantiles || []).filter((q) => q.examples && q.examples.length);
   const logits = f.logits || { positive: [], negative: [] };
+  const explanations = f.explanations || [];
   root.replaceChildren(
     h("p", { class: "crumbs" }, h("a", { href: "#/features" }, "← all features")),
     h("h1", {}, `Feature ${f.id}`,
       h("button", { class: "small", id: "run-with", onclick: () => go("#/run", { f: f.id }) },
         "run text with this feature")),
+    f.explanation && h("p", { class: "lead", id: "feature-explanation" }, f.explanation,
+      h("span", { class: "muted small" }, ` — ${explainerLabel(f.explainer)}`)),
     stats,
+    explanations.length > 0 && explanationsSection(explanations),
     h("section", {}, h("h2", {}, "Activation histogram"), histogramSvg(f.histogram || {})),
     h("section", { id: "top-examples" }, h("h2", {}, "Top examples"),
       top.length ? top.map((ex) => exampleRow(ex, max)) : h("p", { class: "muted" }, "none")),

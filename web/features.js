@@ -1,11 +1,28 @@
-// The feature list (#/features?q=&token=&sort=&order=&offset=): search over top-example text or
-// by a centre token, sorting, paging; a row opens the feature page.
+// The feature list (#/features?q=&token=&sort=&order=&offset=): search over top-example text and
+// explanations or by a centre token, sorting (also by autointerp score), paging; each row shows
+// the feature's primary explanation and scores when the database has them; a row opens the
+// feature page.
 import { get, withQuery } from "./api.js";
 import { errorBox, fmt, h, loading, pct, tokenText } from "./ui.js";
 
 const PAGE = 50;
+const EXPLANATION_CHARS = 90;  // longer explanations are cut in the list (full text on hover)
+const SCORES = ["detection", "fuzzing", "intervention"];
 const SORTS = [["freq", "frequency"], ["mean_act", "mean activation"],
-  ["max_act", "max activation"], ["id", "id"]];
+  ["max_act", "max activation"], ["id", "id"],
+  ...SCORES.map((m) => [m, `${m} score`])];
+
+function truncate(text, n) {
+  return text.length > n ? `${text.slice(0, n - 1).trimEnd()}…` : text;
+}
+
+// One score cell: the value, or "–" when the primary explanation has no such score.
+function scoreCell(method, value) {
+  const missing = value === null || value === undefined;
+  return h("td", { class: ["num", "score", !missing && value < 0 ? "negative" : ""]
+    .filter(Boolean).join(" "), dataset: { method, value: missing ? "" : String(value) } },
+  missing ? "–" : fmt(value, 2));
+}
 
 export async function featureListView(root, params, go) {
   const state = {
@@ -17,8 +34,8 @@ export async function featureListView(root, params, go) {
   };
   const nav = (patch) => go("#/features", { ...state, offset: 0, ...patch });
 
-  const q = h("input", { type: "search", id: "search-q", placeholder: "text in top examples",
-    value: state.q });
+  const q = h("input", { type: "search", id: "search-q",
+    placeholder: "text in top examples or explanations", value: state.q });
   const token = h("input", { type: "search", id: "search-token",
     placeholder: "centre token, e.g. She", value: state.token });
   const sort = h("select", { id: "sort" },
@@ -48,6 +65,15 @@ export async function featureListView(root, params, go) {
     body.replaceChildren(errorBox(e));
     return;
   }
+  if (!data.has_scores) {  // older analyses: nothing to sort by score
+    for (const o of sort.options) {
+      if (SCORES.includes(o.value)) {
+        o.disabled = true;
+        o.title = "no scores in this database (run glassbox score)";
+      }
+    }
+  }
+  const explained = Boolean(data.has_explanations);
   const rows = data.features.map((f) => h("tr", {
     class: "feature-row", dataset: { id: String(f.id) }, tabindex: 0,
     onclick: () => go(`#/feature/${f.id}`),
@@ -58,7 +84,11 @@ export async function featureListView(root, params, go) {
   h("td", { class: "num" }, String(f.n_fires)),
   h("td", { class: "num" }, fmt(f.mean_act)),
   h("td", { class: "num" }, fmt(f.max_act)),
-  h("td", {}, f.max_token ? h("span", { class: "tok plain" }, tokenText(f.max_token)) : "")));
+  h("td", {}, f.max_token ? h("span", { class: "tok plain" }, tokenText(f.max_token)) : ""),
+  explained && h("td", { class: "explanation", title: f.explanation || "" },
+    f.explanation ? truncate(f.explanation, EXPLANATION_CHARS)
+      : h("span", { class: "muted" }, "–")),
+  explained && SCORES.map((m) => scoreCell(m, f.scores ? f.scores[m] : null))));
 
   const end = Math.min(state.offset + data.features.length, data.total);
   const pager = h("div", { class: "pager" },
@@ -74,7 +104,9 @@ export async function featureListView(root, params, go) {
     h("table", { class: "features", id: "feature-table" },
       h("thead", {}, h("tr", {},
         ["id", "frequency", "fires", "mean act", "max act", "max token"].map((t) =>
-          h("th", {}, t)))),
+          h("th", {}, t)),
+        explained && h("th", {}, "explanation"),
+        explained && SCORES.map((m) => h("th", { class: "num" }, m)))),
       h("tbody", {}, rows)),
     pager);
 }

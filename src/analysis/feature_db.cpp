@@ -1,5 +1,6 @@
 #include "analysis/feature_db.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 #include <sstream>
@@ -72,13 +73,19 @@ std::map<std::string, std::string> check_format(const sqlite::Db& db) {
   return meta;
 }
 
-// FTS5 query from free text: each whitespace-separated word becomes a quoted prefix term (all
-// must match; "want" finds "wanted", as a search box should), so user input can never be an
-// FTS5 syntax error.
-std::string fts_query(const std::string& text) {
+// Whitespace-separated words of a search box's text.
+std::vector<std::string> words_of(const std::string& text) {
   std::istringstream in(text);
-  std::string word, out;
-  while (in >> word) {
+  std::vector<std::string> out;
+  for (std::string word; in >> word;) out.push_back(word);
+  return out;
+}
+
+// FTS5 query from free text: each word becomes a quoted prefix term (all must match; "want"
+// finds "wanted", as a search box should), so user input can never be an FTS5 syntax error.
+std::string fts_query(const std::vector<std::string>& words) {
+  std::string out;
+  for (const std::string& word : words) {
     std::string quoted = "\"";
     for (char c : word) {
       quoted += c;
@@ -89,6 +96,79 @@ std::string fts_query(const std::string& text) {
     out += quoted;
   }
   return out;
+}
+
+// LIKE pattern matching `word` anywhere, its wildcards and backslashes escaped (ESCAPE '\').
+std::string like_pattern(const std::string& word) {
+  std::string out = "%";
+  for (char c : word) {
+    if (c == '%' || c == '_' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "%";
+}
+
+// ---- the autointerp tables (docs/autointerp.md), read only ----
+// A feature's primary explanation is its newest LLM explanation, else the 'offline' one; an
+// explanation's score for a method is the newest judge's row. "Newest" is `created`, ties by
+// name. The per-feature queries below order rows by these rules directly; the bulk forms (sort
+// by score, search in explanations over every feature) are written so that SQLite decides from
+// the tables' key indexes alone in the common case (one LLM explainer, one judge), because
+// `created` is stored after the large `prompt` / `details` columns and reading it means reading
+// their overflow pages.
+
+constexpr const char* kScoreMethods[] = {"detection", "fuzzing", "intervention"};
+// Explanations of one feature, the primary first (the same rule as primary_rule below).
+constexpr const char* kExplanationOrder = "(explainer = 'offline'), created DESC, explainer";
+// Score rows of one explanation by method, the row that counts first (the rule of score_key_cte).
+constexpr const char* kScoreOrder =
+    "CASE method WHEN 'detection' THEN 0 WHEN 'fuzzing' THEN 1 WHEN 'intervention' THEN 2 "
+    "ELSE 3 END, method, created DESC, judge";
+
+bool is_score_method(const std::string& s) {
+  return std::find(std::begin(kScoreMethods), std::end(kScoreMethods), s) !=
+         std::end(kScoreMethods);
+}
+
+// The primary explainer of feature `f` (an SQL expression) as an aggregate over its rows
+// `explanations pe`: only a feature with several LLM explanations needs `created`.
+std::string primary_rule(const std::string& f) {
+  return "CASE WHEN count(*) FILTER (WHERE pe.explainer <> 'offline') > 1 THEN "
+         "(SELECT pn.explainer FROM explanations pn WHERE pn.feature = " +
+         f +
+         " AND pn.explainer <> 'offline' ORDER BY pn.created DESC, pn.explainer LIMIT 1) ELSE "
+         "coalesce(max(pe.explainer) FILTER (WHERE pe.explainer <> 'offline'), "
+         "min(pe.explainer)) END";
+}
+
+// SQL expression: the primary explainer of feature `f`, NULL when it has no explanation.
+std::string primary_explainer_sql(const std::string& f) {
+  return "(SELECT " + primary_rule(f) + " FROM explanations pe WHERE pe.feature = " + f + ")";
+}
+
+// CTE `sort_key(feature, value)`: the primary explanation's score for the method bound to ?7,
+// one row per scored feature.
+std::string score_key_cte() {
+  return "WITH primary_x(feature, explainer) AS (SELECT pe.feature, " + primary_rule("pe.feature") +
+         " FROM explanations pe GROUP BY pe.feature), "
+         "score_x(feature, explainer, value) AS (SELECT ps.feature, ps.explainer, CASE WHEN "
+         "count(*) > 1 THEN (SELECT sn.value FROM scores sn WHERE sn.feature = ps.feature AND "
+         "sn.explainer = ps.explainer AND sn.method = ?7 ORDER BY sn.created DESC, sn.judge "
+         "LIMIT 1) ELSE max(ps.value) END FROM scores ps WHERE ps.method = ?7 GROUP BY "
+         "ps.feature, ps.explainer), "
+         "sort_key(feature, value) AS (SELECT p.feature, s.value FROM primary_x p JOIN score_x s "
+         "ON s.feature = p.feature AND s.explainer = p.explainer) ";
+}
+
+std::optional<double>* score_slot(FeatureSummary& s, const std::string& method) {
+  if (method == "detection") return &s.detection;
+  if (method == "fuzzing") return &s.fuzzing;
+  if (method == "intervention") return &s.intervention;
+  return nullptr;
+}
+
+std::optional<double> opt_f64(const sqlite::Stmt& q, int col) {
+  return q.is_null(col) ? std::nullopt : std::optional<double>(q.f64(col));
 }
 
 }  // namespace
@@ -115,6 +195,96 @@ struct FeatureDb::Impl {
     e.text = q.text(6);
     for (int32_t id : e.ids) e.tokens.push_back(piece(id));
     return e;
+  }
+
+  // Which autointerp tables exist. Asked per query, not once at open: `glassbox explain` may
+  // add them while a server reads the database.
+  struct Tables {
+    bool explanations = false, scores = false;
+  };
+  Tables tables() const {
+    Tables t;
+    sqlite::Stmt q(db,
+                   "SELECT name FROM sqlite_master WHERE type = 'table' AND "
+                   "name IN ('explanations', 'scores')");
+    while (q.step()) (q.text(0) == "scores" ? t.scores : t.explanations) = true;
+    t.scores = t.scores && t.explanations;  // scores of explanations that are not there: none
+    return t;
+  }
+
+  // Fills the primary explanation and its scores into each summary.
+  void fill_primary(std::vector<FeatureSummary>& list, const Tables& t) const {
+    if (!t.explanations || list.empty()) return;
+    sqlite::Stmt e(db, std::string("SELECT explainer, explanation FROM explanations WHERE "
+                                   "feature = ?1 ORDER BY ") +
+                           kExplanationOrder + " LIMIT 1");
+    std::optional<sqlite::Stmt> sc;
+    if (t.scores) {
+      sc.emplace(db, std::string("SELECT method, value FROM scores WHERE feature = ?1 AND "
+                                 "explainer = ?2 ORDER BY ") +
+                         kScoreOrder);
+    }
+    for (FeatureSummary& f : list) {
+      e.bind(1, f.id);
+      if (e.step()) {
+        f.explainer = e.text(0);
+        f.explanation = e.text(1);
+      }
+      e.reset();
+      if (!sc || f.explainer.empty()) continue;
+      sc->bind(1, f.id).bind(2, f.explainer);
+      while (sc->step()) {
+        std::optional<double>* slot = score_slot(f, sc->text(0));
+        if (slot && !*slot) *slot = sc->f64(1);  // the first row of a method is the newest
+      }
+      sc->reset();
+    }
+  }
+
+  // Every explanation of feature `id` with its scores, the primary first.
+  std::vector<ExplanationInfo> explanations(int64_t id, const Tables& t) const {
+    std::vector<ExplanationInfo> out;
+    if (!t.explanations) return out;
+    {
+      sqlite::Stmt q(db, std::string("SELECT explainer, explanation, model, endpoint, created, "
+                                     "prompt_tokens, completion_tokens FROM explanations "
+                                     "WHERE feature = ?1 ORDER BY ") +
+                             kExplanationOrder);
+      q.bind(1, id);
+      while (q.step()) {
+        ExplanationInfo x;
+        x.explainer = q.text(0);
+        x.explanation = q.text(1);
+        x.model = q.text(2);
+        x.endpoint = q.text(3);
+        x.created = q.text(4);
+        x.prompt_tokens = q.i64(5);
+        x.completion_tokens = q.i64(6);
+        out.push_back(std::move(x));
+      }
+    }
+    if (!t.scores) return out;
+    sqlite::Stmt q(db, std::string("SELECT method, judge, accuracy, balanced_accuracy, auroc, "
+                                   "value, n, created FROM scores WHERE feature = ?1 AND "
+                                   "explainer = ?2 ORDER BY ") +
+                           kScoreOrder);
+    for (ExplanationInfo& x : out) {
+      q.bind(1, id).bind(2, x.explainer);
+      while (q.step()) {
+        ScoreInfo s;
+        s.method = q.text(0);
+        s.judge = q.text(1);
+        s.accuracy = opt_f64(q, 2);
+        s.balanced_accuracy = opt_f64(q, 3);
+        s.auroc = opt_f64(q, 4);
+        s.value = q.f64(5);
+        s.n = q.i64(6);
+        s.created = q.text(7);
+        x.scores.push_back(std::move(s));
+      }
+      q.reset();
+    }
+    return out;
   }
 };
 
@@ -156,24 +326,44 @@ FeatureList FeatureDb::list(const FeatureQuery& query) const {
   static const std::map<std::string, std::string> kSort = {
       {"id", "id"}, {"freq", "freq"}, {"mean_act", "mean_act"}, {"max_act", "max_act"}};
   const auto sort = kSort.find(query.sort);
-  if (sort == kSort.end()) {
+  const bool by_score = is_score_method(query.sort);
+  if (sort == kSort.end() && !by_score) {
     throw Error(ErrorCode::kInvalidArgument,
-                "sort: unknown key '" + query.sort + "' (id, freq, mean_act, max_act)");
+                "sort: unknown key '" + query.sort +
+                    "' (id, freq, mean_act, max_act, detection, fuzzing, intervention)");
   }
   if (query.offset < 0) throw Error(ErrorCode::kInvalidArgument, "offset: must be >= 0");
   if (query.limit < 0) throw Error(ErrorCode::kInvalidArgument, "limit: must be >= 0");
   if (query.min_freq && query.max_freq && *query.min_freq > *query.max_freq) {
     throw Error(ErrorCode::kInvalidArgument, "min_freq: greater than max_freq");
   }
+  const Impl::Tables tables = impl_->tables();
+  if (by_score && !tables.scores) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "sort: no scores in this database (run glassbox score)");
+  }
+  // Parameters: ?1 min_freq, ?2 max_freq, ?3 FTS query, ?4 token, ?5 limit, ?6 offset, ?7 the
+  // score method sorted by, ?8... the search words as LIKE patterns.
+  constexpr int kFirstWord = 8;
   std::string where = " WHERE 1";
   if (query.min_freq) where += " AND freq >= ?1";
   if (query.max_freq) where += " AND freq <= ?2";
   if (!query.include_dead) where += " AND n_fires > 0";
-  const std::string fts = fts_query(query.text);
-  if (!fts.empty()) {
-    where +=
-        " AND id IN (SELECT feature FROM examples WHERE band = -1 AND id IN "
+  const std::vector<std::string> words = words_of(query.text);
+  if (!words.empty()) {
+    std::string match =
+        "id IN (SELECT feature FROM examples WHERE band = -1 AND id IN "
         "(SELECT rowid FROM examples_fts WHERE examples_fts MATCH ?3))";
+    if (tables.explanations) {
+      // The LIKE terms come first: only the few matching rows need their primary checked.
+      std::string like;
+      for (size_t i = 0; i < words.size(); ++i) {
+        like += "x.explanation LIKE ?" + std::to_string(kFirstWord + i) + " ESCAPE '\\' AND ";
+      }
+      match = "(" + match + " OR id IN (SELECT x.feature FROM explanations x WHERE " + like +
+              "x.explainer = " + primary_explainer_sql("x.feature") + "))";
+    }
+    where += " AND " + match;
   }
   if (!query.token.empty()) {
     where +=
@@ -183,21 +373,39 @@ FeatureList FeatureDb::list(const FeatureQuery& query) const {
   auto bind = [&](sqlite::Stmt& q) {
     if (query.min_freq) q.bind(1, *query.min_freq);
     if (query.max_freq) q.bind(2, *query.max_freq);
-    if (!fts.empty()) q.bind(3, fts);
+    if (!words.empty()) {
+      q.bind(3, fts_query(words));
+      if (tables.explanations) {
+        for (size_t i = 0; i < words.size(); ++i) {
+          q.bind(kFirstWord + static_cast<int>(i), like_pattern(words[i]));
+        }
+      }
+    }
     if (!query.token.empty()) q.bind(4, query.token);
   };
   FeatureList out;
+  out.has_explanations = tables.explanations;
+  out.has_scores = tables.scores;
   {
     sqlite::Stmt q(impl_->db, "SELECT COUNT(*) FROM features" + where);
     bind(q);
     if (q.step()) out.total = q.i64(0);
   }
-  sqlite::Stmt q(impl_->db, "SELECT id, n_fires, freq, mean_act, max_act, max_token FROM features" +
-                                where + " ORDER BY " + sort->second +
-                                (query.descending ? " DESC" : " ASC") +
-                                ", id ASC LIMIT ?5 OFFSET ?6");
+  const char* dir = query.descending ? " DESC" : " ASC";
+  std::string sql;
+  if (by_score) {  // missing scores last in either direction
+    sql = score_key_cte() +
+          "SELECT id, n_fires, freq, mean_act, max_act, max_token FROM features "
+          "LEFT JOIN sort_key ON sort_key.feature = features.id" +
+          where + " ORDER BY sort_key.value" + dir + " NULLS LAST, id ASC";
+  } else {
+    sql = "SELECT id, n_fires, freq, mean_act, max_act, max_token FROM features" + where +
+          " ORDER BY " + sort->second + dir + ", id ASC";
+  }
+  sqlite::Stmt q(impl_->db, sql + " LIMIT ?5 OFFSET ?6");
   bind(q);
   q.bind(5, query.limit).bind(6, query.offset);
+  if (by_score) q.bind(7, query.sort);
   while (q.step()) {
     FeatureSummary s;
     s.id = q.i64(0);
@@ -208,6 +416,7 @@ FeatureList FeatureDb::list(const FeatureQuery& query) const {
     s.max_token = q.text(5);
     out.features.push_back(std::move(s));
   }
+  impl_->fill_primary(out.features, tables);
   return out;
 }
 
@@ -264,6 +473,16 @@ std::optional<FeatureDetail> FeatureDb::detail(int64_t id) const {
       e.token = impl_->piece(e.id);
       e.value = q.f64(2);
       (q.i64(0) > 0 ? d.positive : d.negative).push_back(std::move(e));
+    }
+  }
+  d.explanations = impl_->explanations(id, impl_->tables());
+  if (!d.explanations.empty()) {
+    const ExplanationInfo& primary = d.explanations.front();
+    d.summary.explainer = primary.explainer;
+    d.summary.explanation = primary.explanation;
+    for (const ScoreInfo& s : primary.scores) {  // newest row of each method first
+      std::optional<double>* slot = score_slot(d.summary, s.method);
+      if (slot && !*slot) *slot = s.value;
     }
   }
   return d;

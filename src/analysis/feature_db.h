@@ -2,6 +2,9 @@
 // (schema in docs/analysis.md). One concern: storing and querying per-latent analysis results;
 // it knows nothing about models or SAEs beyond the ids and strings it stores.
 // Read queries are safe to call from several threads at once (the server does).
+// The reader also shows the autointerp tables (explanations, scores; docs/autointerp.md) that
+// `glassbox explain` / `glassbox score` add to the same file; it never writes them, and a
+// database without them reads as one with no explanations.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +23,31 @@ struct FeatureSummary {
   double mean_act = 0;  // mean over firing tokens
   double max_act = 0;
   std::string max_token;  // display piece of the token at the top example's maximum ("" if none)
+  // The primary explanation (docs/autointerp.md): the newest LLM one, else the 'offline' one;
+  // both empty when the feature has none.
+  std::string explanation, explainer;
+  // The primary explanation's score `value` per method (the newest row when several judges
+  // scored it); nullopt when not scored.
+  std::optional<double> detection, fuzzing, intervention;
+};
+
+// One row of the `scores` table (docs/autointerp.md).
+struct ScoreInfo {
+  std::string method;                                        // detection | fuzzing | intervention
+  std::string judge;                                         // 'offline' or a model name
+  std::optional<double> accuracy, balanced_accuracy, auroc;  // auroc: none with one class
+  double value = 0;     // detection/fuzzing: balanced accuracy; intervention: effect in [-1, 1]
+  int64_t n = 0;        // samples judged
+  std::string created;  // ISO 8601 UTC
+};
+
+// One row of the `explanations` table with its scores.
+struct ExplanationInfo {
+  std::string explainer;  // 'offline' or the LLM's model name
+  std::string explanation, model, endpoint /* '' offline */, created;
+  int64_t prompt_tokens = 0, completion_tokens = 0;
+  // Method order detection, fuzzing, intervention (then any other), newest judge first.
+  std::vector<ScoreInfo> scores;
 };
 
 // One context window around a token where the latent fired.
@@ -52,13 +80,20 @@ struct FeatureDetail {
   std::vector<FeatureExample> top;   // descending activation
   std::vector<QuantileBand> quantiles;
   std::vector<LogitEffect> positive, negative;  // most positive / most negative first
+  // Every explanation of the feature, the primary first (then LLM ones newest first, offline
+  // last); empty without the autointerp tables.
+  std::vector<ExplanationInfo> explanations;
 };
 
 struct FeatureQuery {
-  std::string sort = "freq";  // "id", "freq", "mean_act", "max_act"
+  // "id", "freq", "mean_act", "max_act", or a score method ("detection", "fuzzing",
+  // "intervention": the primary explanation's score; features without one last either way)
+  std::string sort = "freq";
   bool descending = true;
   std::optional<double> min_freq, max_freq;
-  std::string text;   // FTS5 match over top-example text (empty = any)
+  // Words, all required: FTS5 prefix match over one top example's text, or case-insensitive
+  // substrings of the primary explanation (empty = any)
+  std::string text;
   std::string token;  // exact display piece or decoded text of a top example's centre token
   bool include_dead = true;
   int64_t offset = 0, limit = 50;
@@ -67,6 +102,8 @@ struct FeatureQuery {
 struct FeatureList {
   int64_t total = 0;  // matches before offset/limit
   std::vector<FeatureSummary> features;
+  // Whether the database holds the autointerp tables (`glassbox explain` / `score` have run).
+  bool has_explanations = false, has_scores = false;
 };
 
 class FeatureDb {
@@ -80,7 +117,8 @@ class FeatureDb {
   // meta table: model, sae, hook, d_sae, tokens, ctx, ... (docs/analysis.md).
   std::map<std::string, std::string> meta() const;
   int64_t d_sae() const;
-  // Error(kInvalidArgument) naming the field for an unknown sort key or bad range.
+  // Error(kInvalidArgument) naming the field for an unknown sort key or bad range, or for a
+  // sort by score in a database without scores.
   FeatureList list(const FeatureQuery& query) const;
   // nullopt when id is out of range.
   std::optional<FeatureDetail> detail(int64_t id) const;

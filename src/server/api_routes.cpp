@@ -3,6 +3,7 @@
 // no model); run and generate go through the model pool.
 #include <algorithm>
 #include <numeric>
+#include <string_view>
 
 #include "model/hooks.h"
 #include "model/run.h"
@@ -19,10 +20,48 @@ constexpr int64_t kMaxListLimit = 500;
 constexpr int64_t kMaxRunTopK = 64;
 constexpr size_t kMaxRunFeatures = 256;
 
+json opt_json(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+json opt_text(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
+
 json summary_json(const FeatureSummary& f) {
-  return {{"id", f.id},           {"n_fires", f.n_fires},
-          {"freq", f.freq},       {"mean_act", f.mean_act},
-          {"max_act", f.max_act}, {"max_token", f.max_token}};
+  return {{"id", f.id},
+          {"n_fires", f.n_fires},
+          {"freq", f.freq},
+          {"mean_act", f.mean_act},
+          {"max_act", f.max_act},
+          {"max_token", f.max_token},
+          {"explanation", opt_text(f.explanation)},
+          {"explainer", opt_text(f.explainer)},
+          {"scores",
+           {{"detection", opt_json(f.detection)},
+            {"fuzzing", opt_json(f.fuzzing)},
+            {"intervention", opt_json(f.intervention)}}}};
+}
+
+json explanations_json(const std::vector<ExplanationInfo>& v) {
+  json out = json::array();
+  for (const auto& x : v) {
+    json scores = json::array();
+    for (const auto& s : x.scores) {
+      scores.push_back({{"method", s.method},
+                        {"judge", s.judge},
+                        {"accuracy", opt_json(s.accuracy)},
+                        {"balanced_accuracy", opt_json(s.balanced_accuracy)},
+                        {"auroc", opt_json(s.auroc)},
+                        {"value", s.value},
+                        {"n", s.n},
+                        {"created", s.created}});
+    }
+    out.push_back({{"explainer", x.explainer},
+                   {"explanation", x.explanation},
+                   {"model", x.model},
+                   {"endpoint", x.endpoint},
+                   {"created", x.created},
+                   {"prompt_tokens", x.prompt_tokens},
+                   {"completion_tokens", x.completion_tokens},
+                   {"scores", scores}});
+  }
+  return out;
 }
 
 json example_json(const FeatureExample& e) {
@@ -63,10 +102,14 @@ FeatureQuery parse_feature_query(const httplib::Request& req) {
   FeatureQuery q;
   if (req.has_param("sort")) {
     q.sort = req.get_param_value("sort");
-    static const char* kSorts[] = {"id", "freq", "mean_act", "max_act"};
+    static const char* kSorts[] = {"id",        "freq",    "mean_act",    "max_act",
+                                   "detection", "fuzzing", "intervention"};
     if (std::none_of(std::begin(kSorts), std::end(kSorts),
                      [&](const char* k) { return q.sort == k; }))
-      bad_field("sort", "expected one of id, freq, mean_act, max_act, got '" + q.sort + "'");
+      bad_field("sort",
+                "expected one of id, freq, mean_act, max_act, detection, fuzzing, intervention, "
+                "got '" +
+                    q.sort + "'");
   }
   if (req.has_param("order")) {
     const std::string o = req.get_param_value("order");
@@ -126,10 +169,22 @@ void model_route(const ServerState& s, const httplib::Request&, httplib::Respons
 void features_route(const ServerState& s, const httplib::Request& req, httplib::Response& res) {
   const FeatureDb& db = need_db(s);
   const FeatureQuery q = parse_feature_query(req);
-  const FeatureList list = db.list(q);
+  FeatureList list;
+  try {
+    list = db.list(q);
+  } catch (const Error& e) {
+    // "sort: no scores in this database (run glassbox score)": a 400 naming the field.
+    if (e.code() == ErrorCode::kInvalidArgument && std::string_view(e.what()).starts_with("sort:"))
+      throw HttpError(400, e.what(), "sort", "invalid_value");
+    throw;
+  }
   json features = json::array();
   for (const auto& f : list.features) features.push_back(summary_json(f));
-  send_json(res, {{"total", list.total}, {"offset", q.offset}, {"features", features}});
+  send_json(res, {{"total", list.total},
+                  {"offset", q.offset},
+                  {"has_explanations", list.has_explanations},
+                  {"has_scores", list.has_scores},
+                  {"features", features}});
 }
 
 void feature_route(const ServerState& s, const httplib::Request& req, httplib::Response& res) {
@@ -151,6 +206,7 @@ void feature_route(const ServerState& s, const httplib::Request& req, httplib::R
     bands.push_back({{"lo", b.lo}, {"hi", b.hi}, {"examples", examples_json(b.examples)}});
   body["quantiles"] = bands;
   body["logits"] = {{"positive", logits_json(d->positive)}, {"negative", logits_json(d->negative)}};
+  body["explanations"] = explanations_json(d->explanations);
   send_json(res, body);
 }
 

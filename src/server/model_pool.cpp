@@ -8,7 +8,7 @@
 namespace glassbox::server {
 
 ModelPool::ModelPool(const Model& model, int workers, int threads, int max_queue,
-                     const std::vector<Intervention>& interventions)
+                     const std::vector<Intervention>& interventions, int64_t n_ctx)
     : max_queue_(max_queue) {
   const int n_workers = std::max(1, workers);
   if (threads <= 0) {
@@ -16,7 +16,9 @@ ModelPool::ModelPool(const Model& model, int workers, int threads, int max_queue
     threads = std::max(1, cores / n_workers);
   }
   for (int i = 0; i < n_workers; ++i) {
-    sessions_.push_back(std::make_unique<Session>(model, SessionOptions{threads}));
+    SessionOptions so{threads};
+    so.n_ctx = n_ctx;
+    sessions_.push_back(std::make_unique<Session>(model, so));
     for (auto& h : add_interventions(sessions_.back()->hooks(), interventions))
       hooks_.push_back(std::move(h));
     free_.push_back(sessions_.back().get());

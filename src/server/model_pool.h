@@ -24,8 +24,9 @@ class ModelPool {
 
   // `threads` per session (0 = the machine's cores divided among the workers); `interventions`
   // are hooked into every session for the pool's life (server-wide steering).
+  // `n_ctx`: each session's KV length (0 = the model's context length).
   ModelPool(const Model& model, int workers, int threads, int max_queue,
-            const std::vector<Intervention>& interventions = {});
+            const std::vector<Intervention>& interventions = {}, int64_t n_ctx = 0);
   ~ModelPool();
 
   class Lease {

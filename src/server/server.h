@@ -34,6 +34,7 @@ struct ServerOptions {
   int max_queue = 16;          // requests waiting for a session beyond the running ones
   int64_t max_body = 1 << 20;  // bytes
   int64_t max_tokens = 1024;   // per request
+  int64_t ctx = 0;             // context length of each session (0 = the model's)
   double timeout_s = 60;       // queue wait + generation deadline; socket read/write max(it, 5 s)
   // Interventions on every request's forward pass (llama-server's --control-vector flags), made
   // once the model's config is known; installed on every worker session for the server's life.

@@ -1,16 +1,19 @@
 // The web explorer in headless Chromium (puppeteer-core driving Debian's /usr/bin/chromium).
-// usage: node explorer.test.mjs BASE_URL ARTIFACT_DIR [API_KEY]
+// usage: node explorer.test.mjs BASE_URL ARTIFACT_DIR [API_KEY [AUTOINTERP_JSON]]
 // Against a running `glassbox serve --sae --db [--api-key]`: loads the explorer (entering the API
 // key in the form a 401 brings up, when one is given), searches features by text and
 // by token (checking the list is filtered exactly as /api/features filters), opens a feature
 // (histogram SVG, example tokens coloured by activation, logit tables), runs text (tokens coloured
-// as /api/run reports, top features per token), generates text, shows an API error; a screenshot
-// of each step lands in ARTIFACT_DIR. Exit 0 = all passed, 1 = a check failed (message printed).
+// as /api/run reports, top features per token), generates text, shows explanations and scores
+// (list columns, sorting by score and search in explanations as the API does, the feature page's
+// explanation cards; AUTOINTERP_JSON names the features ui_test.py gave explanations), shows an
+// API error; a screenshot of each step lands in ARTIFACT_DIR. Exit 0 = all passed, 1 = a check
+// failed (message printed).
 import fs from "node:fs";
 import path from "node:path";
 import puppeteer from "puppeteer-core";
 
-const [BASE, ARTIFACTS, KEY] = process.argv.slice(2);
+const [BASE, ARTIFACTS, KEY, AUTOINTERP] = process.argv.slice(2);
 if (!BASE || !ARTIFACTS) {
   console.error("usage: node explorer.test.mjs BASE_URL ARTIFACT_DIR [API_KEY]");
   process.exit(2);
@@ -47,6 +50,17 @@ const tokenText = (p) => String(p).replace(/▁/g, " ")
 const decode = (pieces) => pieces.filter((p) => !/^<\/?s>$/.test(p)).map((p) => String(p)
   .replace(/▁/g, " ").replace(/<0x([0-9A-Fa-f]{2})>/g,
     (_, x) => String.fromCharCode(parseInt(x, 16)))).join("").trim();
+
+// The same formatting as web/ui.js fmt (numbers in tables).
+function fmt(x, digits = 3) {
+  if (x === undefined || x === null || Number.isNaN(x)) return "–";
+  if (x === 0) return "0";
+  const a = Math.abs(x);
+  if (a >= 1e4 || a < 1e-3) return x.toExponential(2);
+  return Number(x.toPrecision(digits)).toString();
+}
+const SCORE_METHODS = ["detection", "fuzzing", "intervention"];
+const WARNING = "amplifying this feature moves generations away from the explanation";
 
 const TRANSPARENT = new Set(["transparent", "rgba(0, 0, 0, 0)"]);
 
@@ -101,16 +115,149 @@ const genDone = () => page.waitForFunction(() => {
   const s = document.querySelector("#gen-status");
   return s.textContent.startsWith("done") || s.querySelector(".error");
 });
-// Submits the feature search form and waits for the list it brings (not the one before it).
-async function submitSearch() {
+// Submits the feature search form (or does `action`, which submits it) and waits for the list it
+// brings (not the one before it).
+async function submitSearch(action) {
+  await page.waitForSelector("#feature-table");  // the list before (the form renders first)
   await page.$eval("#feature-table", (t) => { t.dataset.stale = "1"; });
-  await page.click("#feature-search button[type=submit]");
+  if (action) await action();
+  else await page.click("#feature-search button[type=submit]");
   await page.waitForFunction(() => {
     if (document.querySelector("#view .error")) return true;
     const fresh = !document.querySelector("#feature-table[data-stale]");
     return fresh && document.querySelector("#count");
   });
 }
+const rowIds = () => page.$$eval("tr.feature-row", (rs) => rs.map((r) => r.dataset.id));
+const apiIds = (r) => r.features.slice(0, 50).map((f) => String(f.id));
+
+// The list's explanation and score columns, sorting by score, search in explanations, and the
+// feature page's explanation cards, each against the API.
+async function checkAutointerp(fx) {
+  await page.goto(`${base}/#/features`, { waitUntil: "networkidle0" });
+  await page.waitForSelector("tr.feature-row td.explanation");
+  const listed = await api("/api/features?limit=50");
+  check("autointerp: the API says the database has explanations and scores",
+    listed.has_explanations === true && listed.has_scores === true);
+  const cells = await page.$$eval("tr.feature-row", (rs) => rs.map((r) => ({
+    id: r.dataset.id,
+    title: r.querySelector("td.explanation").title,
+    text: r.querySelector("td.explanation").textContent,
+    scores: Object.fromEntries([...r.querySelectorAll("td.score")].map((c) =>
+      [c.dataset.method, { value: c.dataset.value, text: c.textContent }])),
+  })));
+  const byId = new Map(listed.features.map((f) => [String(f.id), f]));
+  const wrong = cells.filter((c) => {
+    const f = byId.get(c.id);
+    const text = f.explanation || "";
+    const shown = text.length > 90 ? c.text.endsWith("…") && text.startsWith(c.text.slice(0, -1))
+      : c.text === (text || "–");
+    return c.title !== text || !shown || SCORE_METHODS.some((m) => !c.scores[m] ||
+      c.scores[m].value !== (f.scores[m] === null ? "" : String(f.scores[m])) ||
+      c.scores[m].text !== fmt(f.scores[m], 2));
+  });
+  check("autointerp list: every row shows its explanation and three scores as the API gives them",
+    cells.length === listed.features.length && wrong.length === 0, JSON.stringify(wrong[0]));
+  const explained = cells.filter((c) => c.title !== "").map((c) => Number(c.id));
+  check("autointerp list: the explained features show their explanation",
+    fx.explained.every((id) => explained.includes(id)) && explained.length === fx.explained.length,
+    `${explained} vs ${fx.explained}`);
+  const long = cells.find((c) => c.id === String(fx.long));
+  check("autointerp list: a long explanation is cut", long && long.text.length <= 90 &&
+    long.text.endsWith("…") && long.title.length > 90, JSON.stringify(long));
+  check("autointerp list: explanation HTML is shown as text",
+    (await page.$$eval("#feature-table img, #feature-table b", (e) => e.length)) === 0 &&
+    cells.find((c) => c.id === String(fx.html)).title.startsWith("<img"));
+  await shot("03a-explanations-list.png");
+
+  // Sorting by a score: the API's order, the scored features first, then the rest by id.
+  for (const order of ["desc", "asc"]) {
+    const want = await api(`/api/features?sort=detection&order=${order}&limit=50`);
+    await page.$eval("#order", (e, v) => { e.value = v; }, order);
+    await submitSearch(() => page.select("#sort", "detection"));  // its change event submits
+    const ids = await rowIds();
+    check(`autointerp: sort by detection (${order}) lists what the API lists`,
+      page.url().includes("sort=detection") && ids.join() === apiIds(want).join(),
+      `${ids.slice(0, 8)} vs ${apiIds(want).slice(0, 8)}`);
+    const scored = order === "desc" ? fx.detection_order : [...fx.detection_order].reverse();
+    check(`autointerp: sort by detection (${order}): scored features first, by score`,
+      ids.slice(0, scored.length).join() === scored.join(), `${ids.slice(0, 6)} vs ${scored}`);
+    const rest = ids.slice(scored.length).map(Number);
+    check(`autointerp: sort by detection (${order}): unscored features last, by id`,
+      rest.join() === [...rest].sort((a, b) => a - b).join());
+  }
+  await shot("03b-sort-detection.png");
+
+  // Text search finds a word that only an explanation holds.
+  const found = await api(`/api/features?q=${fx.search_word}&limit=50`);
+  await page.$eval("#search-q", (e) => { e.value = ""; });
+  await page.type("#search-q", fx.search_word);
+  await submitSearch();
+  const hits = await rowIds();
+  check(`autointerp: search "${fx.search_word}" finds the feature whose explanation has it`,
+    hits.join() === apiIds(found).join() && hits.join() === String(fx.search_hit),
+    `page ${hits} api ${apiIds(found)}`);
+
+  // The feature page: every explanation with its scores, the offline label, the warning.
+  await page.goto(`${base}/#/feature/${fx.negative}`, { waitUntil: "networkidle0" });
+  await page.waitForSelector("#explanations .explanation-card");
+  const d = await api(`/api/features/${fx.negative}`);
+  const cards = await page.$$eval("#explanations .explanation-card", (cs) => cs.map((c) => ({
+    explainer: c.dataset.explainer,
+    label: c.querySelector(".explainer-label").textContent,
+    text: c.querySelector(".explanation-text").textContent,
+    warning: (() => {
+      const w = c.querySelector(".intervention-warning");
+      return w && w.offsetParent !== null ? w.textContent : null;
+    })(),
+    rows: [...c.querySelectorAll("tr.score-row")].map((r) => ({
+      method: r.dataset.method, judge: r.dataset.judge,
+      cells: [...r.querySelectorAll("td")].map((td) => td.textContent),
+    })),
+  })));
+  check("feature page: one card per explanation, primary first", cards.length ===
+    d.explanations.length && cards.map((c) => c.explainer).join() ===
+    d.explanations.map((x) => x.explainer).join() && cards.length === 2,
+  cards.map((c) => c.explainer).join());
+  const offline = cards.find((c) => c.explainer === "offline");
+  check("feature page: the offline explainer is labelled \"offline (statistical)\"",
+    offline && offline.label === "offline (statistical)", offline && offline.label);
+  check("feature page: explanation texts as the API gives them",
+    cards.every((c, i) => c.text === d.explanations[i].explanation));
+  const primary = cards[0];
+  check("feature page: the primary explanation shows all three scores",
+    SCORE_METHODS.every((m) => primary.rows.some((r) => r.method === m)),
+    JSON.stringify(primary.rows.map((r) => r.method)));
+  const cellsOk = d.explanations.every((x, i) => x.scores.length === cards[i].rows.length &&
+    x.scores.every((s, j) => {
+      const c = cards[i].rows[j].cells;  // method, judge, value, accuracy, balanced, AUROC, n
+      return c[0] === s.method && c[2] === fmt(s.value) && c[3] === fmt(s.accuracy) &&
+        c[4] === fmt(s.balanced_accuracy) && c[5] === fmt(s.auroc) && c[6] === String(s.n);
+    }));
+  check("feature page: value, accuracy, balanced accuracy and AUROC of every score", cellsOk,
+    JSON.stringify(cards.map((c) => c.rows)));
+  const negative = d.explanations[0].scores.find((s) => s.method === "intervention");
+  check("feature page: a negative intervention score shows the warning",
+    negative && negative.value < 0 && primary.warning !== null &&
+    primary.warning.includes(WARNING), String(primary.warning));
+  check("feature page: the warning is only on the explanation it concerns",
+    cards.slice(1).every((c) => c.warning === null));
+  await shot("03c-feature-explanations.png");
+
+  await page.goto(`${base}/#/feature/${fx.positive}`, { waitUntil: "networkidle0" });
+  await page.waitForSelector("#explanations .explanation-card");
+  check("feature page: no warning for a positive intervention score",
+    (await page.$$(".intervention-warning")).length === 0);
+  await page.goto(`${base}/#/feature/${fx.html}`, { waitUntil: "networkidle0" });
+  await page.waitForSelector("#explanations .explanation-card");
+  const xd = await api(`/api/features/${fx.html}`);
+  check("feature page: explanation HTML is shown as text, never parsed",
+    (await page.$eval("#explanations .explanation-text", (e) => e.textContent)) ===
+      xd.explanations[0].explanation &&
+    (await page.$$("#explanations img, #explanations b")).length === 0 &&
+    (await page.evaluate(() => window.__xss)) === undefined);
+}
+
 const shot = async (name) => {
   const file = path.join(ARTIFACTS, name);
   await page.screenshot({ path: file, fullPage: true });
@@ -193,6 +340,9 @@ try {
     check("token search includes the feature it came from", ids.includes(String(tokenFeature.id)));
     await shot("03-search-token.png");
   }
+
+  // 3b. Explanations and scores (the autointerp rows ui_test.py added to the database).
+  if (AUTOINTERP) await checkAutointerp(JSON.parse(fs.readFileSync(AUTOINTERP, "utf8")));
 
   // 4. Open a feature from the (text-)searched list.
   await page.goto(`${base}/#/features?q=${encodeURIComponent(picked.word)}`,
@@ -298,15 +448,22 @@ try {
     `${posted}`);
   // A latent monitor (threshold below any activation: fires on every token) streams a trace.
   await page.click("#gen-stream");
-  await page.$eval("#gen-mon-latent", (e) => { e.value = "0"; });
+  await page.select("#gen-mon-type", "latent");
+  await page.$eval("#gen-mon-target", (e) => { e.value = "0"; });
   await page.$eval("#gen-mon-threshold", (e) => { e.value = "-1"; });
   await page.click("#gen-go");
   await genDone();
   const trace = await page.$$eval("#gen-text .mon-tok",
     (es) => es.map((e) => [e.title, e.classList.contains("mon-fired")]));
   check("generate (monitor): per-token trace with scores, every token fired",
-    trace.length > 1 && trace.every(([t, f]) => /^token \d+: -?\d/.test(t) && f),
+    trace.length > 1 && trace.every(([t, f]) => /^token \d+: latent -?\d/.test(t) && f),
     JSON.stringify(trace.slice(0, 3)));
+  // The live trace line: one point per scored token, a red dot per firing.
+  const line = await page.$eval("#gen-traces svg[data-monitor='latent']", (svg) => [
+    svg.querySelector("polyline").getAttribute("points").trim().split(/\s+/).length,
+    svg.querySelectorAll("circle").length]);
+  check("generate (monitor): live trace line with a point and a firing dot per token",
+    line[0] >= trace.length && line[1] === line[0], JSON.stringify(line));
   await shot("07b-generate-monitor.png");
   await page.select("#gen-mon-action", "stop");
   await page.click("#gen-go");
@@ -315,7 +472,7 @@ try {
   check("generate (monitor stop): ends with finish_reason monitor after one token",
     status3 === "done (monitor)" &&
     (await page.$$eval("#gen-text .mon-tok", (es) => es.length)) === 1, status3);
-  await page.$eval("#gen-mon-latent", (e) => { e.value = ""; });
+  await page.select("#gen-mon-type", "");
   page.off("request", onRequest);
   await page.click("#gen-run");
   await page.waitForSelector("#run-tokens .tok");
