@@ -269,7 +269,8 @@ void generate_route(ServerState& s, const httplib::Request& req, httplib::Respon
   GenerationRequest g;
   g.sampling = parse_sampling(body, 64, 0.8, s.options.max_tokens);
   g.steering = parse_steering(body, s.model->config(), s.sae ? &*s.sae : nullptr);
-  g.monitors = parse_monitors(body, s.model->config(), s.sae ? &*s.sae : nullptr, s.probes);
+  g.monitors =
+      request_monitors(body, s.monitors, s.model->config(), s.sae ? &*s.sae : nullptr, s.probes);
   g.prompt = s.encode_prompt(req_string(body, "prompt"), "prompt");
   g.deadline = s.deadline();
   auto lease = s.pool->acquire(g.deadline);

@@ -18,13 +18,18 @@ std::vector<int32_t> default_stop_ids(const Tokenizer& tokenizer) {
 void add_monitor_update(json& chunk, const std::vector<std::string>& names,
                         const MonitorUpdate& update) {
   if (update.empty()) return;
+  // Built by moves, not initializer lists (which deep-copy): this runs for every token.
   json list = json::array();
   for (size_t t = 0; t < update.tokens.size(); ++t) {
     json scores = json::object();
-    for (size_t m = 0; m < names.size(); ++m) scores[names[m]] = update.scores[t][m];
-    list.push_back({{"token_index", update.tokens[t]}, {"scores", scores}});
+    for (size_t m = 0; m < names.size(); ++m)
+      scores[names[m]] = update.scores[t * names.size() + m];
+    json entry = json::object();
+    entry["token_index"] = update.tokens[t];
+    entry["scores"] = std::move(scores);
+    list.push_back(std::move(entry));
   }
-  chunk["monitors"] = list;
+  chunk["monitors"] = std::move(list);
   if (!update.events.empty()) {
     json events = json::array();
     for (const MonitorEvent& e : update.events) events.push_back(monitor_event_json(e));
@@ -83,7 +88,7 @@ GenerationResult run_generation(Session& session, const Tokenizer& tokenizer,
     if (!out.empty()) {
       result.text += out;
       if (on_text && !on_text(out, update)) cut = true;
-      update = MonitorUpdate();
+      update.clear();
     }
     if (matcher.matched()) stop_string = cut = true;
   };
@@ -111,7 +116,7 @@ GenerationResult run_generation(Session& session, const Tokenizer& tokenizer,
       for (size_t m = 0; m < scores.size(); ++m) trace.scores[m].push_back(scores[m]);
       trace.events.insert(trace.events.end(), events.begin(), events.end());
       update.tokens.push_back(index);
-      update.scores.push_back(scores);
+      update.scores.insert(update.scores.end(), scores.begin(), scores.end());
       update.events.insert(update.events.end(), events.begin(), events.end());
       if (monitors->stopped()) {
         trace.stop = monitors->stop_event();
@@ -128,7 +133,7 @@ GenerationResult run_generation(Session& session, const Tokenizer& tokenizer,
     if (!rest.empty()) {
       result.text += rest;
       if (on_text) (void)on_text(rest, update);
-      update = MonitorUpdate();
+      update.clear();
     }
   }
   if (on_text && !update.empty()) (void)on_text("", update);

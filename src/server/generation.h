@@ -50,9 +50,15 @@ struct GenerationResult {
 // (token_index, score per monitor) and the events among them.
 struct MonitorUpdate {
   std::vector<int64_t> tokens;
-  std::vector<std::vector<double>> scores;  // [token][monitor]
+  std::vector<double> scores;  // [token][monitor], flat: filled per token, so no allocation each
   std::vector<MonitorEvent> events;
   bool empty() const { return tokens.empty(); }
+  // Empties it, keeping the capacity (it is refilled for every piece of text).
+  void clear() {
+    tokens.clear();
+    scores.clear();
+    events.clear();
+  }
 };
 
 // The stop ids of `tokenizer`: EOS and BOS when it has them.
