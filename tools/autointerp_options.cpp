@@ -92,7 +92,9 @@ std::string LlmSpend::summary(const LlmArgs& p) const {
 autointerp::CachedReply cached_reply(const autointerp::LlmClient& client,
                                      autointerp::ExplanationStore& store, LlmSpend& spend,
                                      const std::vector<autointerp::ChatMessage>& messages) {
-  const std::string key = autointerp::cache_key(client.request_json(messages));
+  // The endpoint is part of the key: one model name may mean different models on two servers.
+  const std::string key =
+      autointerp::cache_key(client.url() + "\n" + client.request_json(messages));
   ++spend.calls;
   if (auto hit = store.cached(key)) {
     ++spend.cached;

@@ -20,7 +20,9 @@ Usage:
 After the plan (or without one), --fail-rate P with --seed S fails a seeded random share P of
 requests with 500, 429 (no Retry-After) or a malformed 200, drawn in arrival order.
 
-A normal answer: the most common text marked <<...>> in the last user message (stripped; ties go to
+A judge prompt (glassbox score's "Answer with a JSON list of N numbers") is answered like the
+offline judge, from the explanation's quoted terms (a JSON list of 0/1). Any other normal answer:
+the most common text marked <<...>> in the last user message (stripped; ties go to
 the first seen) as 'Reasoning...\\n[EXPLANATION]: the token "X"', or '[EXPLANATION]: nothing in
 particular' without marks; usage {prompt_tokens: chars of all messages // 4, completion_tokens: 8}.
 
@@ -91,8 +93,38 @@ def text_of(content):
     return ""
 
 
+JUDGE = re.compile(r"Answer with a JSON list of (\d+) numbers")
+EXAMPLE = re.compile(r"^Example (\d+): (.*)$", re.MULTILINE)
+QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def judge_answer(system, user):
+    """A judge prompt (glassbox's detection / fuzzing / expression format): answers like the
+    offline judge, from the explanation's quoted terms: detection and expression 1 when a term
+    occurs as a word, fuzzing 1 when every marked span holds a term."""
+    n = int(JUDGE.search(user).group(1))
+    first = user.split("\n", 1)[0]
+    terms = [json.loads('"' + t + '"').strip().lower() for t in QUOTED.findall(first)]
+    terms = [t for t in terms if t]
+    examples = dict((int(i), text) for i, text in EXAMPLE.findall(user))
+    out = []
+    for i in range(1, n + 1):
+        text = examples.get(i, "")
+        words = re.findall(r"\w+", MARK.sub(lambda m: m.group(1), text).lower())
+        if "marked between" in system:
+            spans = [m.strip().lower() for m in MARK.findall(text)]
+            out.append(1 if spans and all(any(t in sp for t in terms) for sp in spans) else 0)
+        else:
+            out.append(1 if any(t in words for t in terms) else 0)
+    return "Judging each example...\n" + json.dumps(out)
+
+
 def answer_text(messages):
     users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    systems = [m for m in messages if isinstance(m, dict) and m.get("role") == "system"]
+    if users and JUDGE.search(text_of(users[-1].get("content"))):
+        return judge_answer(text_of(systems[0].get("content")) if systems else "",
+                            text_of(users[-1].get("content")))
     marks = [m.strip() for m in MARK.findall(text_of(users[-1].get("content")))] if users else []
     if not marks:
         return "[EXPLANATION]: nothing in particular"

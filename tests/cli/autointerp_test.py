@@ -13,9 +13,10 @@ explanation is known by construction.
 3. The LLM client end to end: a scripted OpenAI-compatible endpoint (tests/autointerp/
    scripted_endpoint.py) answering 500s, 429 with Retry-After, slow replies past the timeout,
    malformed JSON and replies without content, then at a seeded random rate: every feature is
-   explained, each paid for once; a rerun asks nothing; a run killed with -9 mid-way resumes
-   without asking again for finished features; 401 without the API key; glassbox's own server
-   as the endpoint.
+   explained, each paid for once; a rerun asks nothing; the same endpoint as an LLM judge
+   (it answers judge prompts by the explanation's quoted terms) scores the right explanations
+   >= 0.9; a run killed with -9 mid-way resumes without asking again for finished features; 401
+   without the API key; glassbox's own server as the endpoint.
 usage: autointerp_test.py <glassbox binary> <repo root>
 """
 import json
@@ -218,6 +219,18 @@ def check_llm_client(led, gb, glassbox, tmp, model, token_db):
                   len(log_lines(log)) == n and "nothing to do" in p.stderr, p.stderr[-200:])
         gb(*args, "--redo")
         led.check("--redo answers from the cache (never pays twice)", len(log_lines(log)) == n)
+        # The LLM judge (batched prompts, JSON-list replies) through the same flaky endpoint.
+        judge = ["score", "--db", db, "--explainer", "scripted", "--endpoint", url, "--model",
+                 "judge", "--methods", "detection,fuzzing", "--retries", "8", "-t", "1"]
+        gb(*judge)
+        with sqlite3.connect(db) as c:
+            got = {(f, m): v for f, m, v in c.execute(
+                "SELECT feature, method, value FROM scores WHERE judge='judge'")}
+        led.check("LLM judge: correct explanations score >= 0.9 (detection and fuzzing)",
+                  len(got) == 2 * len(WORDS) and min(got.values()) >= 0.9, got)
+        n = len(log_lines(log))
+        gb(*judge)
+        led.check("LLM judge: a rerun asks nothing", len(log_lines(log)) == n)
     finally:
         ep.send_signal(signal.SIGTERM)
         ep.wait(timeout=10)
