@@ -34,30 +34,11 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
-from cli_util import Ledger, runner  # noqa: E402
+from cli_util import Ledger, runner, write_saelens  # noqa: E402
 from llama_ref import Llama2cVocab, read_llama2c  # noqa: E402
 
 WORDS = ["Lily", "happy", "mom", "big"]
 ENDPOINT = os.path.join(HERE, "..", "autointerp", "scripted_endpoint.py")
-
-
-def write_sae(path, w, hook, d_in):
-    """A SAELens relu ("standard") SAE: cfg.json + sae_weights.safetensors (F32)."""
-    os.makedirs(path)
-    header, blobs, off = {}, [], 0
-    for name, t in w.items():
-        b = np.ascontiguousarray(t, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(os.path.join(path, "sae_weights.safetensors"), "wb") as f:
-        f.write(len(h).to_bytes(8, "little") + h + b"".join(blobs))
-    with open(os.path.join(path, "cfg.json"), "w") as f:
-        json.dump({"architecture": "standard", "d_in": d_in, "d_sae": w["b_enc"].shape[0],
-                   "dtype": "float32", "device": "cpu", "apply_b_dec_to_input": True,
-                   "normalize_activations": "none", "hook_name": hook}, f)
 
 
 def token_sae(E, ids, rng):
@@ -93,7 +74,7 @@ def put_explanations(db, explainer, texts):
 
 def check_token_features(led, gb, tmp, model, corpus, E, ids):
     sae = os.path.join(tmp, "sae_embed")
-    write_sae(sae, token_sae(E, ids, np.random.default_rng(1)), "hook_embed", E.shape[1])
+    write_saelens(sae, token_sae(E, ids, np.random.default_rng(1)), "hook_embed")
     db = os.path.join(tmp, "tokens.db")
     gb("analyze", "--model", model, "--sae", sae, "--corpus", corpus, "--tokens", "20000",
        "--out", db, "-t", "1")
@@ -135,7 +116,7 @@ def check_intervention(led, gb, tmp, model, corpus, w, word_id):
     sae = {"W_enc": enc, "b_enc": np.zeros(2), "W_dec": np.stack([10 * u, -10 * u]),
            "b_dec": np.zeros(d)}
     path = os.path.join(tmp, "sae_steer")
-    write_sae(path, sae, "blocks.4.hook_resid_post", d)
+    write_saelens(path, sae, "blocks.4.hook_resid_post")
     db = os.path.join(tmp, "steer.db")
     gb("analyze", "--model", model, "--sae", path, "--corpus", corpus, "--tokens", "4000",
        "--out", db, "-t", "1")

@@ -1,5 +1,7 @@
-"""Helpers shared by the CLI end-to-end scripts: a pass/fail ledger, running the binary, and the
-kill -9 driver that interrupts a long job at chosen moments."""
+"""Helpers shared by the CLI end-to-end scripts: a pass/fail ledger, running the binary, the
+kill -9 driver that interrupts a long job at chosen moments, and writing a small SAELens SAE."""
+import json
+import os
 import signal
 import subprocess
 import time
@@ -43,3 +45,25 @@ def kill_when(cmd, ready, timeout=60):
         p.send_signal(signal.SIGKILL)
     p.wait()
     return alive
+
+
+def write_saelens(path, w, hook):
+    """A SAELens relu ("standard") SAE from numpy arrays W_enc [d_in, d_sae], b_enc, W_dec, b_dec:
+    cfg.json + sae_weights.safetensors (F32)."""
+    import numpy as np
+    os.makedirs(path)
+    header, blobs, off = {}, [], 0
+    for name, t in w.items():
+        b = np.ascontiguousarray(t, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(os.path.join(path, "sae_weights.safetensors"), "wb") as f:
+        f.write(len(h).to_bytes(8, "little") + h + b"".join(blobs))
+    with open(os.path.join(path, "cfg.json"), "w") as f:
+        json.dump({"architecture": "standard", "d_in": int(w["W_enc"].shape[0]),
+                   "d_sae": int(w["b_enc"].shape[0]), "dtype": "float32", "device": "cpu",
+                   "apply_b_dec_to_input": True, "normalize_activations": "none",
+                   "metadata": {"hook_name": hook}}, f)

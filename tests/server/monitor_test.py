@@ -21,29 +21,9 @@ import urllib.request
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
-from cli_util import Ledger  # noqa: E402
+from cli_util import Ledger, write_saelens  # noqa: E402
 
 PROMPT, N, D = "Once upon a time", 24, 64
-
-
-def write_sae(path, w, hook):
-    """A SAELens relu ("standard") SAE: cfg.json + sae_weights.safetensors (F32)."""
-    os.makedirs(path)
-    header, blobs, off = {}, [], 0
-    for name, t in w.items():
-        b = np.ascontiguousarray(t, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(os.path.join(path, "sae_weights.safetensors"), "wb") as f:
-        f.write(len(h).to_bytes(8, "little") + h + b"".join(blobs))
-    with open(os.path.join(path, "cfg.json"), "w") as f:
-        json.dump({"architecture": "standard", "d_in": D, "d_sae": w["b_enc"].shape[0],
-                   "dtype": "float32", "device": "cpu", "apply_b_dec_to_input": True,
-                   "normalize_activations": "none",
-                   "metadata": {"model_name": "stories260K", "hook_name": hook}}, f)
 
 
 def post_to(url, path, body):
@@ -123,7 +103,7 @@ def main():
            "b_enc": (rng.standard_normal(d_sae) * 0.1).astype(np.float32),
            "W_dec": (rng.standard_normal((d_sae, D)) / d_sae ** 0.5).astype(np.float32),
            "b_dec": (rng.standard_normal(D) * 0.1).astype(np.float32)}
-    write_sae(os.path.join(tmp, "sae"), sae, "blocks.2.hook_resid_post")
+    write_saelens(os.path.join(tmp, "sae"), sae, "blocks.2.hook_resid_post")
 
     def cli(n, *flags):
         ids = os.path.join(tmp, "ids.json")
