@@ -190,32 +190,27 @@ constexpr const char* kAnswerFormat =
 const std::string kDetectionSystem =
     std::string(
         "You are a meticulous interpretability researcher. You are given an explanation of a "
-        "latent "
-        "feature of a language model and a numbered list of text examples. The feature is active "
-        "on "
-        "some tokens of some examples and inactive everywhere in the others; the explanation "
-        "describes where it is active. For each example, estimate the probability that the feature "
-        "is active on at least one of its tokens, judging by the explanation.\n") +
+        "latent feature of a language model and a numbered list of text examples. The feature is "
+        "active on some tokens of some examples and inactive everywhere in the others; the "
+        "explanation describes where it is active. For each example, estimate the probability that "
+        "the feature is active on at least one of its tokens, judging by the explanation.\n") +
     kAnswerFormat;
 
 const std::string kFuzzingSystem =
     std::string(
         "You are a meticulous interpretability researcher. You are given an explanation of a "
-        "latent "
-        "feature of a language model and a numbered list of text examples in which some tokens are "
-        "marked between delimiters <<like this>>. In some examples the marked tokens are exactly "
-        "the "
-        "ones where the feature is active; in the others the same number of tokens was marked at "
-        "random. For each example, estimate the probability that the marking is correct, i.e. that "
-        "the marked tokens are what the explanation describes.\n") +
+        "latent feature of a language model and a numbered list of text examples in which some "
+        "tokens are marked between delimiters <<like this>>. In some examples the marked tokens "
+        "are exactly the ones where the feature is active; in the others the same number of tokens "
+        "was marked at random. For each example, estimate the probability that the marking is "
+        "correct, i.e. that the marked tokens are what the explanation describes.\n") +
     kAnswerFormat;
 
 const std::string kExpressionSystem =
     std::string(
         "You are a meticulous interpretability researcher. You are given an explanation of a "
-        "latent "
-        "feature of a language model and a numbered list of texts. For each text, estimate the "
-        "probability that it expresses what the explanation describes: it uses those words or "
+        "latent feature of a language model and a numbered list of texts. For each text, estimate "
+        "the probability that it expresses what the explanation describes: it uses those words or "
         "tokens, or is about that concept.\n") +
     kAnswerFormat;
 

@@ -50,9 +50,9 @@ class Judge {
 // ("the", "token", "words", ...). Without duplicates, in order of appearance.
 std::vector<std::string> explanation_terms(const std::string& explanation);
 
-// Deterministic judge. A term matches a token when it equals the token's trimmed text (whitespace
-// and the space markers U+2581 and U+0120 trimmed), ASCII case-insensitively, or the trimmed
-// concatenated text of a run of consecutive tokens.
+// Deterministic judge. A term matches a token when it equals the token's trimmed text, ASCII
+// case-insensitively, or the trimmed concatenated text of a run of consecutive tokens; the display
+// space markers of raw pieces (U+2581, U+0120, U+010A) read as whitespace.
 //   detect:    1 if any term matches a token or run, else 0;
 //   fuzz:      1 if at least half of the marked tokens are covered by matches, else 0 (0 when none
 //              is marked);

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
@@ -304,18 +305,19 @@ TEST(AutointerpScoring, FuzzingProtocol) {
   }
   EXPECT_EQ(n_true, 20u);
   EXPECT_DOUBLE_EQ(r.score.balanced_accuracy, 1.0);
-  // The wrong markings and the order depend on the seed; the same seed repeats them.
-  const std::vector<JudgeItem> first = judge.seen;
+  // The wrong markings depend on the seed (compared per context, as the order does too); the same
+  // seed repeats them.
+  const auto wrong_marks = [&](uint64_t seed) {
+    const std::vector<bool> truth = run_fuzzing(judge, "\"Lily\"", pos, seed).truth;
+    std::map<std::vector<std::string>, std::vector<bool>> out;
+    for (size_t i = 0; i < truth.size(); ++i) {
+      if (!truth[i]) out[judge.seen[i].tokens] = judge.seen[i].marked;
+    }
+    return out;
+  };
+  EXPECT_EQ(wrong_marks(9), wrong_marks(9));
+  EXPECT_NE(wrong_marks(9), wrong_marks(10));
   EXPECT_EQ(run_fuzzing(judge, "\"Lily\"", pos, 9).truth, r.truth);
-  bool same = true;
-  for (size_t i = 0; i < first.size(); ++i) same = same && first[i].marked == judge.seen[i].marked;
-  EXPECT_TRUE(same);
-  run_fuzzing(judge, "\"Lily\"", pos, 10);
-  bool differs = false;
-  for (size_t i = 0; i < first.size(); ++i) {
-    differs = differs || first[i].marked != judge.seen[i].marked;
-  }
-  EXPECT_TRUE(differs);
 }
 
 // ---- LLM judge
