@@ -52,12 +52,20 @@ struct Subject {
   std::shared_ptr<const Sae> sae;
 };
 
+// The path (comma list for the corpus) recorded in the database's meta under `key`, or the
+// option overriding it; each must exist here.
 std::string meta_path(const std::map<std::string, std::string>& meta, const std::string& key,
                       const std::string& override_value, const std::string& flag) {
-  const std::string path = !override_value.empty() ? override_value
-                           : meta.count(key) != 0  ? meta.at(key)
-                                                   : std::string();
-  if (path.empty() || !std::filesystem::exists(path))
+  if (!override_value.empty()) {
+    for (const std::string& p : split_list(override_value))
+      if (!std::filesystem::exists(p)) throw Error(ErrorCode::kIo, flag + " " + p + ": not found");
+    return override_value;
+  }
+  const std::string path = meta.count(key) != 0 ? meta.at(key) : std::string();
+  const std::vector<std::string> paths = split_list(path);
+  if (paths.empty() || !std::all_of(paths.begin(), paths.end(), [](const std::string& p) {
+        return std::filesystem::exists(p);
+      }))
     throw Error(ErrorCode::kIo, "the database's " + key + " '" + path +
                                     "' does not exist here: give it with " + flag);
   return path;
