@@ -156,10 +156,10 @@ int run_explain(ExplainArgs& a) {
   const auto db = FeatureDb::open(a.db);
   autointerp::ExplanationStore store(a.db);
   const bool offline = a.llm.endpoint.empty();
-  if (offline && !a.offline)
-    std::fprintf(stderr, "note: no --endpoint: using the offline statistical explainer\n");
   const std::string explainer = offline ? "offline" : a.llm.model;
   const std::vector<int64_t> ids = parse_feature_range(a.features, db->d_sae());
+  if (offline && !a.offline)
+    std::fprintf(stderr, "note: no --endpoint: using the offline statistical explainer\n");
   const std::vector<int64_t> todo = features_to_explain(*db, store, ids, explainer, a.redo);
   if (todo.empty()) {
     std::fprintf(stderr, "%s: every live feature asked for is explained by %s; nothing to do\n",

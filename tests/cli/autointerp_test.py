@@ -106,6 +106,33 @@ def check_token_features(led, gb, tmp, model, corpus, E, ids):
     return db
 
 
+def check_bad_input(led, glassbox, tmp, db):
+    """Bad input: one `glassbox: error:` line naming the file or option, exit 1, DB untouched."""
+    junk = os.path.join(tmp, "junk.db")
+    with open(junk, "wb") as f:
+        f.write(b"not a database at all" * 100)
+    before = open(db, "rb").read()
+    cases = [
+        (["explain", "--db", os.path.join(tmp, "none.db")], "none.db"),
+        (["explain", "--db", junk], "junk.db"),
+        (["score", "--db", junk], "junk.db"),
+        (["explain", "--db", db, "--features", "0-x"], "--features"),
+        (["explain", "--db", db, "--features", "9999"], "--features"),
+        (["explain", "--db", db, "--endpoint", "ftp://x", "--model", "m"], "--endpoint"),
+        (["explain", "--db", db, "--endpoint", "http://127.0.0.1:9/v1"], "--model"),
+        (["explain", "--db", db, "--model", "m"], "--model"),
+        (["score", "--db", db, "--methods", "detection,vibes"], "--methods"),
+        (["score", "--db", db, "--subject-model", os.path.join(tmp, "nope.bin")],
+         "--subject-model"),
+    ]
+    for args, want in cases:
+        p = subprocess.run([glassbox, *args], capture_output=True, text=True, timeout=60)
+        lines = [ln for ln in p.stderr.splitlines() if ln.startswith("glassbox: error:")]
+        led.check(f"{' '.join(args[:1] + args[3:])}: exit 1, one error naming {want}",
+                  p.returncode == 1 and len(lines) == 1 and want in lines[0], p.stderr[-300:])
+    led.check("bad input left the database untouched", open(db, "rb").read() == before)
+
+
 def check_intervention(led, gb, tmp, model, corpus, w, word_id):
     d = w["embed"].shape[1]
     u = w["unembed"][word_id].astype(np.float64) / w["final_norm"]
@@ -306,6 +333,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="gb_autointerp_")
     try:
         token_db = check_token_features(led, gb, tmp, model, corpus, E, ids)
+        check_bad_input(led, glassbox, tmp, token_db)
         check_intervention(led, gb, tmp, model, corpus, w, ids[0])
         check_llm_client(led, gb, glassbox, tmp, model, token_db)
     finally:
