@@ -11,30 +11,18 @@ usage: monitor_test.py <glassbox binary> <repo root>
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import urllib.error
 import urllib.request
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
 from cli_util import Ledger, write_saelens  # noqa: E402
+from server_util import post_json, start_server, stop_server  # noqa: E402
 
 PROMPT, N, D = "Once upon a time", 24, 64
-
-
-def post_to(url, path, body):
-    req = urllib.request.Request(url + path.lstrip("/"), data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            raw = r.read().decode()
-            return r.status, (raw if body.get("stream") else json.loads(raw))
-    except urllib.error.HTTPError as e:
-        return e.code, json.load(e)
 
 
 def check_server_config(led, glassbox, model, tmp, monitors, want):
@@ -44,37 +32,33 @@ def check_server_config(led, glassbox, model, tmp, monitors, want):
     cfg = os.path.join(tmp, "monitors.json")
     with open(cfg, "w") as f:
         json.dump({"monitors": monitors}, f)
-    base = [glassbox, "serve", "--model", model, "--port", "0", "--probe",
-            os.path.join(tmp, "quote.probe.json")]
-    srv = subprocess.Popen(base + ["--monitors", cfg], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, text=True)
+    base = ["--model", model, "--probe", os.path.join(tmp, "quote.probe.json")]
+    srv, url = start_server(glassbox, *base, "--monitors", cfg)
     try:
-        url = srv.stdout.readline().split("serving ", 1)[1].strip()
         body = {"prompt": PROMPT, "max_tokens": N, "temperature": 0, "ignore_eos": True}
-        status, out = post_to(url, "/v1/completions", body)
+        status, out = post_json(url, "/v1/completions", body)
         scores = out.get("monitors", {}).get("scores", {}) if status == 200 else {}
         led.check("server-config monitors score a request without monitors",
                   sorted(scores) == sorted(want) and
                   all(scores[k] == want[k] for k in want), f"{status} {sorted(scores)}")
         own = dict(monitors[0], name="mine")
-        status, out = post_to(url, "/v1/completions", dict(body, monitors=[own]))
+        status, out = post_json(url, "/v1/completions", dict(body, monitors=[own]))
         scores = out.get("monitors", {}).get("scores", {}) if status == 200 else {}
         led.check("a request's monitors come on top of the server's",
                   sorted(scores) == sorted(list(want) + ["mine"]) and
                   scores["mine"] == want[monitors[0]["name"]], f"{status} {sorted(scores)}")
-        status, out = post_to(url, "/v1/completions", dict(body, monitors=[monitors[0]]))
+        status, out = post_json(url, "/v1/completions", dict(body, monitors=[monitors[0]]))
         led.check("a request monitor may not reuse a server monitor's name -> 400",
                   status == 400 and out["error"]["param"] == "monitors[0].name", out)
     finally:
-        srv.send_signal(signal.SIGTERM)
-        srv.wait(timeout=30)
+        stop_server(srv)
     bad = [("{", "not valid JSON"), ('{"monitors": 3}', "expected"),
            (json.dumps([dict(monitors[0], threshold="x")]), "monitors[0].threshold")]
     for text, want_msg in bad:
         with open(cfg, "w") as f:
             f.write(text)
-        p = subprocess.run(base + ["--monitors", cfg], capture_output=True, text=True,
-                           timeout=60)
+        p = subprocess.run([glassbox, "serve", "--port", "0", *base, "--monitors", cfg],
+                           capture_output=True, text=True, timeout=60)
         lines = p.stderr.strip().splitlines()
         led.check(f"bad --monitors file ({want_msg}) -> exit 1, one line naming the file",
                   p.returncode == 1 and len(lines) == 1 and cfg in lines[0] and
@@ -136,15 +120,12 @@ def main():
     ls = np.sort(want_lat)
     lthr = float((ls[N // 2] + ls[N // 2 + 1]) / 2)  # midway, as thr
 
-    srv = subprocess.Popen([glassbox, "serve", "--model", model, "--port", "0", "--probe",
+    srv, url = start_server(glassbox, "--model", model, "--probe",
                             os.path.join(tmp, "quote.probe.json"), "--sae",
-                            os.path.join(tmp, "sae")],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                            os.path.join(tmp, "sae"))
     try:
-        url = srv.stdout.readline().split("serving ", 1)[1].strip()
-
         def post(path, body):
-            return post_to(url, path, body)
+            return post_json(url, path, body)
 
         def complete(monitors, stream=False, path="/v1/completions"):
             body = {"prompt": PROMPT, "max_tokens": N, "temperature": 0, "ignore_eos": True,
@@ -281,8 +262,7 @@ def main():
         with urllib.request.urlopen(url + "health", timeout=10) as r:
             led.check("healthy after the malformed requests", r.status == 200)
     finally:
-        srv.send_signal(signal.SIGTERM)
-        led.check("server exits 0 on SIGTERM", srv.wait(timeout=30) == 0)
+        led.check("server exits 0 on SIGTERM", stop_server(srv) == 0)
     try:
         check_server_config(led, glassbox, model, tmp, [proj, prb],
                             {"proj": got.tolist(), "quote": gotp.tolist()})

@@ -7,17 +7,16 @@ usage: steering_test.py <glassbox binary> <repo root>
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import urllib.error
 import urllib.request
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
 from cli_util import Ledger  # noqa: E402
+from server_util import post_json, start_server, stop_server  # noqa: E402
 
 PROMPT, N = "Once upon a time", 24
 
@@ -45,20 +44,10 @@ def main():
                            capture_output=True, text=True, timeout=120, check=True)
         return p.stdout.rstrip("\n")[len(PROMPT):]
 
-    srv = subprocess.Popen([glassbox, "serve", "--model", model, "--port", "0"],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    srv, url = start_server(glassbox, "--model", model)
     try:
-        url = srv.stdout.readline().split("serving ", 1)[1].strip()
-
         def post(path, body):
-            req = urllib.request.Request(url + path.lstrip("/"), data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(req, timeout=60) as r:
-                    raw = r.read().decode()
-                    return r.status, (raw if body.get("stream") else json.loads(raw))
-            except urllib.error.HTTPError as e:
-                return e.code, json.load(e)
+            return post_json(url, path, body)
 
         def complete(steering=None, stream=False):
             body = {"prompt": PROMPT, "max_tokens": N, "temperature": 0, "ignore_eos": True,
@@ -129,8 +118,7 @@ def main():
         with urllib.request.urlopen(url + "health", timeout=10) as r:
             led.check("healthy after the malformed requests", r.status == 200)
     finally:
-        srv.send_signal(signal.SIGTERM)
-        led.check("server exits 0 on SIGTERM", srv.wait(timeout=30) == 0)
+        led.check("server exits 0 on SIGTERM", stop_server(srv) == 0)
         shutil.rmtree(tmp, ignore_errors=True)
     return led.finish("steering")
 
