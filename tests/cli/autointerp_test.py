@@ -15,8 +15,9 @@ explanation is known by construction.
    malformed JSON and replies without content, then at a seeded random rate: every feature is
    explained, each paid for once; a rerun asks nothing; the same endpoint as an LLM judge
    (it answers judge prompts by the explanation's quoted terms) scores the right explanations
-   >= 0.9; a run killed with -9 mid-way resumes without asking again for finished features; 401
-   without the API key; glassbox's own server as the endpoint.
+   >= 0.9 and gives the offline judge's intervention values; a run killed with -9 mid-way
+   resumes without asking again for finished features; 401 without the API key; glassbox's own
+   server as the endpoint.
 usage: autointerp_test.py <glassbox binary> <repo root>
 """
 import json
@@ -239,6 +240,19 @@ def check_llm_client(led, gb, glassbox, tmp, model, token_db):
         n = len(log_lines(log))
         gb(*judge)
         led.check("LLM judge: a rerun asks nothing", len(log_lines(log)) == n)
+        # Intervention through the LLM judge (expression prompts) = the offline judge's value:
+        # the scripted judge applies the same whole-word rule to these one-word explanations.
+        gb("score", "--db", db, "--explainer", "scripted", "--methods", "intervention", "-t", "1")
+        gb(*judge[:-6], "--methods", "intervention", "--retries", "8", "-t", "1")
+        with sqlite3.connect(db) as c:
+            vals = {}
+            for f, j, v in c.execute("SELECT feature, judge, value FROM scores "
+                                     "WHERE method='intervention' AND explainer='scripted'"):
+                vals.setdefault(f, {})[j] = v
+        led.check("LLM judge: intervention scores equal the offline judge's",
+                  len(vals) == len(WORDS) and
+                  all(abs(d.get("judge", 9) - d.get("offline", -9)) < 1e-12
+                      for d in vals.values()), vals)
     finally:
         ep.send_signal(signal.SIGTERM)
         ep.wait(timeout=10)
