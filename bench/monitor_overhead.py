@@ -19,41 +19,20 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
-import time
+
+import stream_overhead  # the raw-socket streaming client, same directory
 
 
 def stream_seconds(host, port, a, n, monitors):
-    """Seconds from sending the request to `data: [DONE]` (a raw socket with large reads, as
-    bench/stream_overhead.py)."""
-    req = {"model": "m", "prompt": a.prompt, "max_tokens": n, "temperature": 0, "stream": True,
-           "ignore_eos": True}
-    if monitors:
-        req["monitors"] = monitors
-    body = json.dumps(req).encode()
-    head = (f"POST /v1/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            "Connection: close\r\n\r\n").encode()
-    with socket.create_connection((host, port), timeout=300) as sock:
-        t0 = time.perf_counter()
-        sock.sendall(head + body)
-        chunks, tail = [], b""
-        while b"data: [DONE]" not in tail:
-            data = sock.recv(1 << 20)
-            if not data:
-                break
-            chunks.append(data)
-            tail = (tail + data)[-64:]
-        dt = time.perf_counter() - t0
-    payload = b"".join(chunks)
-    if b"data: [DONE]" not in payload:
-        raise SystemExit("stream did not end with data: [DONE]: " + payload[:300].decode())
-    if monitors and b'"monitors"' not in payload:
-        raise SystemExit("no monitor scores in the stream")
-    return dt
+    """Seconds of one streamed completion, with `monitors` (their scores must be in the stream)
+    or without (None)."""
+    if not monitors:
+        return stream_overhead.stream_seconds(host, port, a, n)
+    return stream_overhead.stream_seconds(host, port, a, n, {"monitors": monitors},
+                                          b'"monitors"')
 
 
 def model_dims(glassbox, model):

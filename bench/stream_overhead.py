@@ -32,12 +32,15 @@ def generate_seconds(a, n):
     return n / float(m.group(2))
 
 
-def stream_seconds(host, port, a, n):
-    """-> (token events, seconds from sending the request to `data: [DONE]`). A raw socket with
-    large reads: http.client's per-chunk parsing costs more than the server's per-token work
-    and would be billed to the server."""
-    body = json.dumps({"model": "m", "prompt": a.prompt, "max_tokens": n, "temperature": 0,
-                       "stream": True, "ignore_eos": True}).encode()
+def stream_seconds(host, port, a, n, extra=None, require=None):
+    """-> seconds from sending the request to `data: [DONE]`. A raw socket with large reads:
+    http.client's per-chunk parsing costs more than the server's per-token work and would be
+    billed to the server. `extra`: more request fields; `require`: bytes the stream must hold
+    (bench/monitor_overhead.py uses both)."""
+    req = {"model": "m", "prompt": a.prompt, "max_tokens": n, "temperature": 0, "stream": True,
+           "ignore_eos": True}
+    req.update(extra or {})
+    body = json.dumps(req).encode()
     head = (f"POST /v1/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
             "Connection: close\r\n\r\n").encode()
@@ -55,6 +58,8 @@ def stream_seconds(host, port, a, n):
     payload = b"".join(chunks)
     if b"data: [DONE]" not in payload:
         raise SystemExit("stream did not end with data: [DONE]")
+    if require is not None and require not in payload:
+        raise SystemExit(f"no {require!r} in the stream")
     return dt
 
 

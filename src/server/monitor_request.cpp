@@ -11,24 +11,6 @@
 namespace glassbox::server {
 namespace {
 
-HookName parse_hook(const json& e, const ModelConfig& config) {
-  const bool has_hook = e.contains("hook") && !e["hook"].is_null();
-  const std::optional<int64_t> layer = opt_int(e, "layer", 0, config.n_layers - 1);
-  if (has_hook == layer.has_value())
-    bad_field("hook", "give exactly one of hook (a hook name) or layer (a block index)");
-  if (layer)
-    return resolve_hook_name("blocks." + std::to_string(*layer) + ".hook_resid_post", config);
-  HookName hook;
-  try {
-    hook = resolve_hook_name(req_string(e, "hook"), config);
-  } catch (const Error& err) {
-    bad_field("hook", err.what());
-  }
-  if (!hook_token_shape(hook.point, config))
-    bad_field("hook", "attention scores and patterns cannot be monitored");
-  return hook;
-}
-
 int64_t token_width(HookName hook, const ModelConfig& config) {
   return shape_numel(*hook_token_shape(hook.point, config));
 }
@@ -42,19 +24,10 @@ MonitorSpec parse_one(const json& e, const ModelConfig& config, const Sae* sae,
   const std::string type = req_string(e, "type");
   if (type == "projection") {
     m.type = MonitorType::kProjection;
-    m.hook = parse_hook(e, config);
-    const int64_t width = token_width(m.hook, config);
-    const auto it = e.find("vector");
-    if (it == e.end() || !it->is_array() || static_cast<int64_t>(it->size()) != width)
-      bad_field("vector",
-                "expected an array of " + std::to_string(width) + " numbers (the hook's width)");
+    m.hook = parse_entry_hook(e, config, "monitored");
+    m.unit = parse_entry_vector(e, token_width(m.hook, config));
     double norm = 0;
-    for (const json& x : *it) {
-      if (!x.is_number() || !std::isfinite(x.get<double>()))
-        bad_field("vector", "expected finite numbers");
-      m.unit.push_back(x.get<float>());
-      norm += static_cast<double>(m.unit.back()) * m.unit.back();
-    }
+    for (float v : m.unit) norm += static_cast<double>(v) * v;
     if (!(norm > 0) || !std::isfinite(norm)) bad_field("vector", "expected a non-zero vector");
     for (float& v : m.unit) v = static_cast<float>(v / std::sqrt(norm));
   } else if (type == "latent") {

@@ -7,9 +7,8 @@
 #include "model/hooks.h"
 
 namespace glassbox::server {
-namespace {
 
-HookName parse_hook(const json& e, const ModelConfig& config) {
+HookName parse_entry_hook(const json& e, const ModelConfig& config, const std::string& use) {
   const bool has_hook = e.contains("hook") && !e["hook"].is_null();
   const std::optional<int64_t> layer = opt_int(e, "layer", 0, config.n_layers - 1);
   if (has_hook == layer.has_value())
@@ -25,11 +24,11 @@ HookName parse_hook(const json& e, const ModelConfig& config) {
     }
   }
   if (!hook_token_shape(hook.point, config))
-    bad_field("hook", "attention scores and patterns cannot be steered");
+    bad_field("hook", "attention scores and patterns cannot be " + use);
   return hook;
 }
 
-std::vector<float> parse_vector(const json& e, int64_t width) {
+std::vector<float> parse_entry_vector(const json& e, int64_t width) {
   const auto it = e.find("vector");
   if (it == e.end() || !it->is_array())
     bad_field("vector", "expected an array of " + std::to_string(width) + " numbers");
@@ -47,6 +46,8 @@ std::vector<float> parse_vector(const json& e, int64_t width) {
   return v;
 }
 
+namespace {
+
 Intervention parse_one(const json& e, const ModelConfig& config, const Sae* sae) {
   if (!e.is_object()) throw HttpError(400, "expected an object", {}, "invalid_value");
   const std::string type = req_string(e, "type");
@@ -57,11 +58,11 @@ Intervention parse_one(const json& e, const ModelConfig& config, const Sae* sae)
     iv.kind = type == "add"      ? InterventionKind::kAdd
               : type == "ablate" ? InterventionKind::kAblate
                                  : InterventionKind::kCap;
-    iv.hook = parse_hook(e, config);
-    const Shape shape = *hook_token_shape(iv.hook.point, config);  // parse_hook checked it
+    iv.hook = parse_entry_hook(e, config, "steered");
+    const Shape shape = *hook_token_shape(iv.hook.point, config);  // parse_entry_hook checked it
     int64_t width = 1;
     for (int64_t d : shape) width *= d;
-    iv.vector = parse_vector(e, width);
+    iv.vector = parse_entry_vector(e, width);
     if (type == "add")
       iv.value = static_cast<float>(opt_number(e, "alpha", -kBig, kBig).value_or(1));
     if (type == "cap") {
