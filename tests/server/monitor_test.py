@@ -14,13 +14,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.request
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
 from cli_util import Ledger, write_saelens  # noqa: E402
-from server_util import post_json, start_server, stop_server  # noqa: E402
+from server_util import check_rejects, post_json, start_server, stop_server  # noqa: E402
 
 PROMPT, N, D = "Once upon a time", 24, 64
 
@@ -252,15 +251,7 @@ def main():
             ([{"name": "l", "type": "latent", "threshold": 1}], "monitors[0].latent"),
             ([dict(proj, name=f"m{i}") for i in range(9)], "monitors"),
         ]
-        for spec, param in bad:
-            status, out = post("/v1/completions", {"prompt": "Hi", "max_tokens": 2,
-                                                   "monitors": spec})
-            err = out.get("error", {})
-            ok = status == 400 and err.get("param") == param and \
-                err.get("message", "").startswith(param + ":")
-            led.check(f"malformed monitors -> 400 naming {param}", ok, f"{status} {err}")
-        with urllib.request.urlopen(url + "health", timeout=10) as r:
-            led.check("healthy after the malformed requests", r.status == 200)
+        check_rejects(led, url, "monitors", bad)
     finally:
         led.check("server exits 0 on SIGTERM", stop_server(srv) == 0)
     try:

@@ -34,3 +34,18 @@ def post_json(url, path, body):
             return r.status, (raw if body.get("stream") else json.loads(raw))
     except urllib.error.HTTPError as e:
         return e.code, json.load(e)
+
+
+def check_rejects(led, url, field, cases):
+    """Each (value, param) of `cases` sent as body[field] of a small completion must be a 400
+    whose error names `param` (the param field and the message's prefix); the server must still
+    answer /health afterwards."""
+    for value, param in cases:
+        status, out = post_json(url, "/v1/completions",
+                                {"prompt": "Hi", "max_tokens": 2, field: value})
+        err = out.get("error", {})
+        ok = status == 400 and err.get("param") == param and \
+            err.get("message", "").startswith(param + ":")
+        led.check(f"malformed {field} -> 400 naming {param}", ok, f"{status} {err}")
+    with urllib.request.urlopen(url + "health", timeout=10) as r:
+        led.check("healthy after the malformed requests", r.status == 200)

@@ -10,13 +10,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.request
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
 from cli_util import Ledger  # noqa: E402
-from server_util import post_json, start_server, stop_server  # noqa: E402
+from server_util import check_rejects, post_json, start_server, stop_server  # noqa: E402
 
 PROMPT, N = "Once upon a time", 24
 
@@ -108,15 +107,7 @@ def main():
             ([{"type": "clamp", "latent": 1, "value": 2}], "steering[0].type"),
             ([cases[0][1][0]] * 17, "steering"),
         ]
-        for spec, param in bad:
-            status, out = post("/v1/completions", {"prompt": "Hi", "max_tokens": 2,
-                                                   "steering": spec})
-            err = out.get("error", {})
-            ok = status == 400 and err.get("param") == param and \
-                err.get("message", "").startswith(param + ":")
-            led.check(f"malformed steering -> 400 naming {param}", ok, f"{status} {err}")
-        with urllib.request.urlopen(url + "health", timeout=10) as r:
-            led.check("healthy after the malformed requests", r.status == 200)
+        check_rejects(led, url, "steering", bad)
     finally:
         led.check("server exits 0 on SIGTERM", stop_server(srv) == 0)
         shutil.rmtree(tmp, ignore_errors=True)
