@@ -154,7 +154,7 @@ void model_route(const ServerState& s, const httplib::Request&, httplib::Respons
                   {"d_model", c.d_model},
                   {"n_heads", c.n_heads},
                   {"d_mlp", c.d_mlp},
-                  {"n_ctx", c.n_ctx},
+                  {"n_ctx", s.n_ctx()},
                   {"d_vocab", c.d_vocab},
                   {"hooks", available_hooks(c)},
                   {"sae", sae},

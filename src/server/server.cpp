@@ -19,10 +19,10 @@ std::vector<int32_t> ServerState::encode_prompt(const std::string& text, const s
                                                 bool bos) const {
   std::vector<int32_t> ids = tokenizer->encode(text, bos && tokenizer->add_bos_by_default(), false);
   if (ids.empty()) bad_field(field, "the prompt has no tokens (give some text)");
-  const int64_t n_ctx = options.ctx > 0 ? options.ctx : model->config().n_ctx;
+  const int64_t n_ctx = this->n_ctx();
   if (static_cast<int64_t>(ids.size()) > n_ctx) {
     bad_field(field, "the prompt has " + std::to_string(ids.size()) +
-                         " tokens but the model's context length is " + std::to_string(n_ctx));
+                         " tokens but the context length is " + std::to_string(n_ctx));
   }
   return ids;
 }

@@ -42,6 +42,8 @@ struct ServerState {
     return std::chrono::steady_clock::now() +
            std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000));
   }
+  // The sessions' context length: --ctx, else the model's.
+  int64_t n_ctx() const { return options.ctx > 0 ? options.ctx : model->config().n_ctx; }
   // Encodes a prompt (BOS in front when the vocabulary wants it) and checks it fits the context;
   // 400 naming `field` otherwise.
   std::vector<int32_t> encode_prompt(const std::string& text, const std::string& field,
