@@ -77,6 +77,16 @@ std::vector<int64_t> parse_feature_range(const std::string& spec, int64_t d_sae)
   return {ids.begin(), ids.end()};
 }
 
+void report_failures(const std::vector<std::string>& failures, const std::string& what,
+                     const std::string& skipped) {
+  if (failures.empty()) return;
+  for (size_t i = 0; i < failures.size() && i < 5; ++i)
+    std::fprintf(stderr, "failed: %s\n", failures[i].c_str());
+  throw Error(ErrorCode::kIo, std::to_string(failures.size()) + " " + what +
+                                  " (see above); rerun the same command to retry them (" + skipped +
+                                  ")");
+}
+
 std::string LlmSpend::summary(const LlmArgs& p) const {
   const double cost = (static_cast<double>(prompt_tokens) * p.price_in +
                        static_cast<double>(completion_tokens) * p.price_out) /

@@ -35,6 +35,12 @@ autointerp::LlmConfig make_llm_config(const LlmArgs& args);
 // empty spec = all. Throws Error(kInvalidArgument) naming --features and the bad item.
 std::vector<int64_t> parse_feature_range(const std::string& spec, int64_t d_sae);
 
+// After a run whose jobs may fail one by one: nothing when `failures` is empty; else prints the
+// first five and throws Error(kIo) "<n> <what> (see above); rerun the same command to retry them
+// (<skipped>)".
+void report_failures(const std::vector<std::string>& failures, const std::string& what,
+                     const std::string& skipped);
+
 // Tokens and money spent by the LLM calls of one run, across threads.
 struct LlmSpend {
   std::atomic<int64_t> calls{0}, cached{0}, prompt_tokens{0}, completion_tokens{0};

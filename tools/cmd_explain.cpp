@@ -138,12 +138,8 @@ int explain_llm(const FeatureDb& db, autointerp::ExplanationStore& store,
   std::fprintf(stderr, "%s: %lld features explained by %s; %s\n", db.path().c_str(),
                static_cast<long long>(done - static_cast<int64_t>(failures.size())),
                a.llm.model.c_str(), spend.summary(a.llm).c_str());
-  if (failures.empty()) return 0;
-  for (size_t i = 0; i < failures.size() && i < 5; ++i)
-    std::fprintf(stderr, "failed: %s\n", failures[i].c_str());
-  throw Error(ErrorCode::kIo, std::to_string(failures.size()) +
-                                  " features failed (see above); rerun the same command to retry "
-                                  "them (explained features are skipped)");
+  report_failures(failures, "features failed", "explained features are skipped");
+  return 0;
 }
 
 int run_explain(ExplainArgs& a) {

@@ -373,12 +373,8 @@ int run_score(ScoreArgs& a) {
   for (std::thread& t : threads) t.join();
   print_summary(store, *db, a, judge_name, methods);
   if (client) std::fprintf(stderr, "judge: %s\n", spend.summary(a.llm).c_str());
-  if (failures.empty()) return 0;
-  for (size_t i = 0; i < failures.size() && i < 5; ++i)
-    std::fprintf(stderr, "failed: %s\n", failures[i].c_str());
-  throw Error(ErrorCode::kIo, std::to_string(failures.size()) +
-                                  " explanations failed to score (see above); rerun the same "
-                                  "command to retry them (scored ones are skipped)");
+  report_failures(failures, "explanations failed to score", "scored ones are skipped");
+  return 0;
 }
 
 }  // namespace
