@@ -90,7 +90,7 @@ std::unique_ptr<Subject> load_subject(const std::map<std::string, std::string>& 
 }
 
 // Positives: the first top examples and the quantile-band samples (several quantiles), at most
-// `n`, spread evenly over that list.
+// `n`, spread evenly over that list; `d` has readable tokens (autointerp::readable_examples).
 std::vector<ScoringSample> positives(const FeatureDetail& d, int64_t n) {
   std::vector<const FeatureExample*> all;
   for (size_t i = 0; i < d.top.size() && i < 10; ++i) all.push_back(&d.top[i]);
@@ -100,10 +100,7 @@ std::vector<ScoringSample> positives(const FeatureDetail& d, int64_t n) {
   const size_t k = std::min(all.size(), static_cast<size_t>(n));
   for (size_t i = 0; i < k; ++i) {
     const FeatureExample& e = *all[i * all.size() / k];
-    ScoringSample s;
-    for (const std::string& piece : e.tokens) s.tokens.push_back(autointerp::readable_piece(piece));
-    s.acts = e.acts;
-    out.push_back(std::move(s));
+    out.push_back(ScoringSample{e.tokens, e.acts});
   }
   return out;
 }
@@ -138,7 +135,8 @@ class Scorer {
     std::vector<autointerp::ScoreRecord> out;
     const auto detail = db_.detail(job.feature);
     if (!detail) return out;
-    const std::vector<ScoringSample> pos = positives(*detail, a_.positives);
+    const std::vector<ScoringSample> pos =
+        positives(autointerp::readable_examples(*detail), a_.positives);
     for (const std::string& method : job.methods) {
       autointerp::ScoreRecord s;
       if (method == "detection") {
