@@ -13,6 +13,7 @@
 #include "autointerp/subject_model.h"
 #include "autointerp_options.h"
 #include "cli_common.h"
+#include "core/test_hooks.h"
 #include "progress.h"
 
 namespace glassbox::cli {
@@ -128,6 +129,7 @@ int explain_llm(const FeatureDb& db, autointerp::ExplanationStore& store,
       if (!failure.empty()) failures.push_back(failure);
       bar.set_note(spend.summary(a.llm));
       bar.update(++done, static_cast<int64_t>(todo.size()));
+      kill_point("explain.feature", done);
     }
   };
   std::vector<std::thread> threads;

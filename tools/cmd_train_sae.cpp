@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "cli_common.h"
+#include "core/test_hooks.h"
 #include "core/thread_pool.h"
 #include "harvest/store_reader.h"
 #include "io/atomic_file.h"
@@ -205,8 +206,10 @@ int run_train(TrainArgs& a) {
     }
     if (done % a.checkpoint_steps == 0 && done < c.total_steps) {
       write_log(out / "training_log.jsonl", log);  // before the state: never ahead of it
+      kill_point("train.checkpoint", done);         // the log ahead of the state
       trainer.save_state(state.string());
     }
+    kill_point("train.step", done);
     bar.update(std::min(tokens, done * c.batch_size), tokens, start_step * c.batch_size);
   }
   write_log(out / "training_log.jsonl", log);

@@ -11,6 +11,7 @@
 #include "analysis/window_encoder.h"
 #include "core/error.h"
 #include "core/sha256.h"
+#include "core/test_hooks.h"
 #include "core/thread_pool.h"
 #include "harvest/harvest.h"
 #include "harvest/windows.h"
@@ -251,6 +252,7 @@ AnalyzeResult analyze(const Model& model, const Tokenizer& tok, const Sae& sae,
       st.next_window = w->last_of_doc ? 0 : w->index + 1;
       if (st.windows % o.checkpoint_every == 0) checkpoint();
       if (progress) progress(pass, st.seen, limit);
+      kill_point(pass == 1 ? "analyze.pass1" : "analyze.pass2", st.windows);
     }
     if (pass == 1) {
       if (st.rows == 0) {

@@ -276,7 +276,11 @@ LlmReply LlmClient::chat(const std::vector<ChatMessage>& messages) const {
     }
     const double wait = retry_wait(config_, attempt, a.retry_after_s, rng);
     if (config_.on_retry) config_.on_retry(a.reason + ", retrying in " + seconds_text(wait) + " s");
-    std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+    if (config_.sleep) {
+      config_.sleep(wait);
+    } else {
+      std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+    }
   }
 }
 

@@ -28,6 +28,9 @@ struct LlmConfig {
   // Optional: told about each retry ("HTTP 429: <server's message>, retrying in 1.0 s"). Called
   // from the thread that runs chat(), so it must be thread-safe when threads share the client.
   std::function<void(const std::string& what)> on_retry;
+  // Optional: waits `seconds` between attempts (default: std::this_thread::sleep_for). Tests
+  // record the waits here instead of timing the calls, so their verdicts never depend on load.
+  std::function<void(double seconds)> sleep;
 };
 
 struct LlmUsage {

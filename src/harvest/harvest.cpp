@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/sha256.h"
+#include "core/test_hooks.h"
 #include "harvest/windows.h"
 #include "model/hooks.h"
 #include "model/session.h"
@@ -201,6 +202,7 @@ HarvestResult harvest(const Model& model, const std::string& model_path, const T
     m.rows += shard.rows;
     m.shards.push_back(shard);
     write_manifest(o.out, m);  // the shard counts from here on
+    kill_point("harvest.shard_recorded", static_cast<int64_t>(m.shards.size()));
     buffer.clear();
   };
 
@@ -221,6 +223,7 @@ HarvestResult harvest(const Model& model, const std::string& model_path, const T
       flush(w->last_of_doc ? w->doc->id + 1 : w->doc->id, w->last_of_doc ? 0 : w->index + 1);
     }
     if (progress) progress(m.rows + buffer.rows(), settings.tokens);
+    kill_point("harvest.rows", m.rows + buffer.rows());
   }
   if (buffer.rows() > 0) flush(std::numeric_limits<int64_t>::max(), 0);  // corpus ended
   m.complete = true;

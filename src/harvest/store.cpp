@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "core/sha256.h"
+#include "core/test_hooks.h"
 #include "io/atomic_file.h"
 #include "io/mapped_file.h"
 #include "io/npy.h"
@@ -243,6 +244,7 @@ StoreShard write_shard(const std::string& dir, int number, const StoreSettings& 
     const std::string file = store_array_name(name, s.zstd);
     if (s.zstd) bytes = zstd_compress(bytes, (tmp / file).string());
     shard.sha256[file] = write_file((tmp / file).string(), bytes);
+    kill_point("harvest.shard_file", number);  // a shard directory half written
   };
   put("index", int64_table(data.index, kStoreIndexColumns));
   put("documents", int64_table(data.documents, kDocColumns));
@@ -253,6 +255,7 @@ StoreShard write_shard(const std::string& dir, int number, const StoreSettings& 
   fs::rename(tmp, final_dir, ec);
   if (ec)
     throw Error(ErrorCode::kIo, final_dir.string() + ": cannot rename into place: " + ec.message());
+  kill_point("harvest.shard_renamed", number);  // in place, not yet in the manifest
   return shard;
 }
 

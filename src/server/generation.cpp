@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <random>
 
+#include "core/test_hooks.h"
 #include "model/run.h"
 
 namespace glassbox::server {
@@ -124,6 +125,7 @@ GenerationResult run_generation(Session& session, const Tokenizer& tokenizer,
       }
     }
     emit(decoder.push(id));
+    hold_point("serve.token");
     if (std::chrono::steady_clock::now() >= request.deadline) cut = true;
     return !cut;
   });

@@ -10,8 +10,8 @@
      effects), the quantile-band samples (each inside its band; the band's smallest sampling
      keys taken) and the logit effects ((W_dec * ln_final.w) @ W_U.T from the llama2.c weights
      read by tests/reference/llama_ref.py)
-  3. kill -9 at checkpoints and at arbitrary moments, then rerun: DB content identical to an
-     uninterrupted run
+  3. kill -9 at planned windows of both passes (right after checkpoints, and between them at
+     windows drawn from a fixed seed), then rerun: DB content identical to an uninterrupted run
   4. a rerun of a finished DB does nothing; other settings are refused naming the setting
   5. bad input: missing SAE dir, SAE d_in not the hook's width, a non-glassbox file as --out,
      --tokens 0, a missing corpus file: exit 1 with one "glassbox: error:" line naming it
@@ -20,6 +20,7 @@ usage: analyze_test.py GLASSBOX REPO_DIR [--break]
 """
 import json
 import os
+import random
 import shutil
 import sqlite3
 import sys
@@ -37,7 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 sys.path.insert(0, os.path.join(HERE, "..", "reference", "sae"))
-from cli_util import Ledger, kill_when, runner  # noqa: E402
+from cli_util import Ledger, kill_at, runner  # noqa: E402
 from llama_ref import read_llama2c  # noqa: E402
 from sae_ref import read_safetensors_f32, saelens_encode, write_safetensors  # noqa: E402
 
@@ -72,19 +73,6 @@ def analyze_args(sae, out, *extra):
             "--ctx", str(CTX), "--top-k", str(TOP_K), "--context", str(CONTEXT), "--quantiles",
             str(Q), "--per-quantile", str(PER_Q), "--bins", str(BINS), "--logits", str(LOGITS),
             "--seed", str(SEED), "--checkpoint-every", "3", "-t", "2", "--out", out, *extra]
-
-
-def progress_blob(path):
-    """The committed resume position, or None (no database, no checkpoint, or locked now)."""
-    if not os.path.exists(path):
-        return None
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.01)
-        row = db.execute("SELECT value FROM state WHERE key = 'progress'").fetchone()
-        db.close()
-        return row[0] if row else None
-    except sqlite3.Error:
-        return None
 
 
 def with_option(args, name, value):
@@ -274,32 +262,24 @@ try:
     check("examples indexed by centre token", "examples_by_token" in str(plan), plan)
     db.close()
 
-    # 3. kill -9 and resume
+    # 3. kill -9 at planned points (GLASSBOX_KILL_AT, src/core/test_hooks.h) and resume: a
+    # checkpoint every 3 windows; the points count windows done in a pass; every kill is asserted
+    # to have happened.
     want = dump(ref)
-    # "ckpt": right after a new checkpoint is committed; "pass2": after one in pass 2; a number:
-    # that many seconds after a new checkpoint (mid-window, between checkpoints)
-    for label, plan in [("after checkpoints", ["ckpt", "pass2"]),
-                        ("at arbitrary moments", [0.03, 0.011])]:
+    windows = int(meta["windows"])
+    rng = random.Random(14)
+    mid = [rng.choice([w for w in range(4, windows - 1) if w % 3 != 0]) for _ in range(2)]
+    plans = [("right after checkpoints", [("analyze.pass1", 9), ("analyze.pass1", 21),
+                                          ("analyze.pass2", 12)]),
+             ("between checkpoints", [("analyze.pass1", mid[0]), ("analyze.pass2", mid[1])])]
+    for label, plan in plans:
         out = os.path.join(tmp, "killed.db")
         for s in ("", "-journal"):
             if os.path.exists(out + s):
                 os.remove(out + s)
-        interrupted = 0
-        for point in plan:
-            seen = progress_blob(out)
-            changed_at = []
-
-            def ready(elapsed, point=point, seen=seen, changed_at=changed_at):
-                if not changed_at:
-                    blob = progress_blob(out)
-                    if blob is None or blob == seen or (
-                            point == "pass2" and int.from_bytes(blob[8:16], "little") != 2):
-                        return False
-                    changed_at.append(elapsed)
-                return isinstance(point, str) or elapsed - changed_at[0] >= point
-            interrupted += kill_when([GB, *analyze_args(sae, out)], ready)
-        check(f"kill -9 {label}: the runs were interrupted", interrupted == len(plan),
-              f"{interrupted} of {len(plan)} (one run takes {duration:.2f} s)")
+        for site, point in plan:
+            check(f"kill -9 {label}: interrupted at {site} = {point}",
+                  kill_at([GB, *analyze_args(sae, out)], site, point))
         p = gb(*analyze_args(sae, out))
         check(f"kill -9 {label}, rerun: resumed", "resumed" in p.stderr, p.stderr.strip()[-200:])
         check(f"kill -9 {label}, rerun: DB content identical to an uninterrupted run",

@@ -21,7 +21,7 @@ failures = []
 
 
 def run(args, stdin=None):
-    p = subprocess.run([GB] + args, capture_output=True, text=True, input=stdin, timeout=120)
+    p = subprocess.run([GB] + args, capture_output=True, text=True, input=stdin, timeout=900)
     return p.returncode, p.stdout, p.stderr
 
 

@@ -1,10 +1,9 @@
 """Helpers shared by the CLI end-to-end scripts: a pass/fail ledger, running the binary, the
-kill -9 driver that interrupts a long job at chosen moments, and writing a small SAELens SAE."""
+kill -9 driver that interrupts a long job at chosen points, and writing a small SAELens SAE."""
 import json
 import os
 import signal
 import subprocess
-import time
 
 
 class Ledger:
@@ -26,25 +25,22 @@ class Ledger:
 def runner(binary):
     """gb(*args, check_rc=True) -> CompletedProcess; raises on a nonzero exit when check_rc."""
     def gb(*args, check_rc=True):
-        p = subprocess.run([binary, *args], capture_output=True, text=True, timeout=300)
+        p = subprocess.run([binary, *args], capture_output=True, text=True, timeout=900)
         if check_rc and p.returncode != 0:
             raise RuntimeError(f"glassbox {' '.join(args)}: rc {p.returncode}: {p.stderr[-1500:]}")
         return p
     return gb
 
 
-def kill_when(cmd, ready, timeout=60):
-    """Starts cmd, waits until ready(t_elapsed) is true or the process ends, then kill -9.
-    Returns True when the process was still running (so the kill interrupted it)."""
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    t0 = time.time()
-    while p.poll() is None and time.time() - t0 < timeout and not ready(time.time() - t0):
-        time.sleep(0.001)
-    alive = p.poll() is None
-    if alive:
-        p.send_signal(signal.SIGKILL)
-    p.wait()
-    return alive
+def kill_at(cmd, site, n, timeout=900):
+    """Runs cmd with GLASSBOX_KILL_AT=site:n (src/core/test_hooks.h): the program kills itself
+    with SIGKILL when its progress at `site` reaches n, a kill -9 at a known place whatever the
+    machine's speed. Returns True when it did (the run was interrupted there), False when the
+    run ended first (the point lies beyond the job)."""
+    env = dict(os.environ, GLASSBOX_KILL_AT=f"{site}:{n}")
+    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                       timeout=timeout)
+    return p.returncode == -signal.SIGKILL
 
 
 def write_saelens(path, w, hook):

@@ -6,8 +6,10 @@
      at exactly --tokens rows; documents.npy gives each document's bytes in the corpus file
   2. activations: stored rows equal `glassbox cache` run on the same window (1e-6: same kernels,
      same thread count; the check would see any misplaced row, since rows differ by O(1))
-  3. kill -9 at chosen points (after k shards are recorded) and at arbitrary times, then rerun:
-     the manifest and every shard file end byte-identical to an uninterrupted run
+  3. kill -9 at planned points (a shard's files half written, a shard in place but not in the
+     manifest, right after the manifest records one, and at rows inside shards drawn from a
+     fixed seed), then rerun: the manifest and every shard file end byte-identical to an
+     uninterrupted run
   4. a rerun with other settings is refused naming the field, and leaves the store untouched;
      a corrupted shard is reported by name
   5. --store-stats: mean / variance / norms equal numpy's over the non-BOS rows
@@ -20,13 +22,13 @@ import os
 import shutil
 import subprocess
 import sys
+import random
 import tempfile
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_util import Ledger, kill_when, runner  # noqa: E402
+from cli_util import Ledger, kill_at, runner  # noqa: E402
 
 GB, REPO, SHARED = sys.argv[1], sys.argv[2], sys.argv[3]
 MODEL = os.path.join(REPO, "models/stories260K/stories260K.bin")
@@ -76,9 +78,7 @@ try:
         f.write("".join(d + "<|endoftext|>" for d in docs))
 
     ref = os.path.join(tmp, "ref")
-    duration = time.time()
     gb(*harvest_args(corpus, ref))
-    duration = time.time() - duration
     index, man = all_rows(ref, "index.npy")
     acts, _ = all_rows(ref, HOOK + ".npy")
     check("store has exactly --tokens rows", man["rows"] == TOKENS and len(index) == TOKENS
@@ -124,24 +124,29 @@ try:
     check("stored rows = `glassbox cache` on the window (max abs <= 1e-6)", worst <= 1e-6,
           f"max abs {worst:.2e}")
 
-    # 3. kill -9, then rerun: byte-identical to the uninterrupted store
+    # 3. kill -9 at planned points (GLASSBOX_KILL_AT, src/core/test_hooks.h), then rerun:
+    # byte-identical to the uninterrupted store. Each plan is a sequence of runs on one --out,
+    # each killed at its point; every kill is asserted to have happened.
     want = store_files(ref)
-    for label, plan, need in [("after 1 and 3 shards", [1, 3], 2),
-                              ("at arbitrary moments", [0.3 * duration] * 3, 1)]:
+    rng = random.Random(14)
+    # Mid-shard: a row count well inside one shard (the window that reaches it cannot fill the
+    # shard), in three different shards drawn from a fixed seed.
+    mid = sorted(rng.sample(range(len(man["shards"]) - 1), 3))
+    mid_rows = [man["shards"][i]["first_row"] + rng.randrange(100, SHARD - 100) for i in mid]
+    plans = [("at shard boundaries", [("harvest.shard_file", 1), ("harvest.shard_renamed", 2),
+                                      ("harvest.shard_recorded", 4)]),
+             ("mid-shard", [("harvest.rows", r) for r in mid_rows])]
+    for label, plan in plans:
         out = os.path.join(tmp, "killed")
         shutil.rmtree(out, ignore_errors=True)
-        interrupted = 0
-        for point in plan:
-            def ready(elapsed, point=point):
-                if isinstance(point, float):
-                    return elapsed >= point
-                try:  # after `point` shards are recorded
-                    return len(json.load(open(os.path.join(out, "manifest.json")))["shards"]) >= point
-                except (OSError, ValueError):
-                    return False
-            interrupted += kill_when([GB, *harvest_args(corpus, out)], ready)
-        check(f"kill -9 {label}: runs interrupted", interrupted >= need,
-              f"{interrupted} of {len(plan)} (one run takes {duration:.2f} s)")
+        for site, point in plan:
+            killed = kill_at([GB, *harvest_args(corpus, out)], site, point)
+            detail = ""
+            if site == "harvest.rows":  # the rows since the last shard were lost with the process
+                recorded = json.load(open(os.path.join(out, "manifest.json")))["rows"]
+                killed = killed and recorded < point
+                detail = f"{recorded} rows recorded at the kill"
+            check(f"kill -9 {label}: interrupted at {site} = {point}", killed, detail)
         gb(*harvest_args(corpus, out))
         got = store_files(out)
         same = got == want

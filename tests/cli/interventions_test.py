@@ -395,7 +395,7 @@ def server_check(led, model_path, flags):
     def cli(*extra):
         p = subprocess.run([glassbox, "generate", "--model", model_path, "--prompt", prompt,
                             "-n", str(n), "--temp", "0", "--ignore-eos", *extra],
-                           capture_output=True, text=True, timeout=120, check=True)
+                           capture_output=True, text=True, timeout=900, check=True)
         return p.stdout.rstrip("\n")
 
     srv = subprocess.Popen([glassbox, "serve", "--model", model_path, "--port", "0", *flags],
@@ -406,11 +406,11 @@ def server_check(led, model_path, flags):
                            "ignore_eos": True}).encode()
         req = urllib.request.Request(url + "v1/completions", data=body,
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as r:
+        with urllib.request.urlopen(req, timeout=300) as r:
             text = json.load(r)["choices"][0]["text"]
     finally:
         srv.send_signal(signal.SIGTERM)
-        srv.wait(timeout=30)
+        srv.wait(timeout=120)
     steered = cli(*flags)
     led.check("serve with control-vector flags: greedy completion = generate with the same flags",
               prompt + text == steered, f"{text!r} vs {steered!r}")

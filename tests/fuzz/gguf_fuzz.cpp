@@ -14,7 +14,9 @@ namespace {
 void touch_value(const glassbox::GgufValue& v, const std::string& key, size_t& sink) {
   sink += v.to_display(4).size();
   try {
-    sink += static_cast<size_t>(v.as_float(key));
+    // A comparison, not a cast: converting an out-of-range float (a negative or huge value from
+    // the fuzzer) to an integer is itself undefined behaviour.
+    sink += v.as_float(key) > 0 ? 1 : 0;
   } catch (const glassbox::Error&) {
   }
   if (v.type == glassbox::GgufType::kArray) {

@@ -160,7 +160,7 @@ class Glassbox:
     def __init__(self, binary, model, extra, workdir):
         self.binary, self.model, self.extra, self.workdir = binary, model, extra, workdir
 
-    def run(self, sub, *args, timeout=300):
+    def run(self, sub, *args, timeout=900):
         cmd = [self.binary, sub, "--model", self.model] + list(args) + self.extra
         p = subprocess.run(cmd, capture_output=True, timeout=timeout)
         if p.returncode != 0:

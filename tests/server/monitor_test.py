@@ -57,7 +57,7 @@ def check_server_config(led, glassbox, model, tmp, monitors, want):
         with open(cfg, "w") as f:
             f.write(text)
         p = subprocess.run([glassbox, "serve", "--port", "0", *base, "--monitors", cfg],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=900)
         lines = p.stderr.strip().splitlines()
         led.check(f"bad --monitors file ({want_msg}) -> exit 1, one line naming the file",
                   p.returncode == 1 and len(lines) == 1 and cfg in lines[0] and
@@ -92,7 +92,7 @@ def main():
         ids = os.path.join(tmp, "ids.json")
         p = subprocess.run([glassbox, "generate", "--model", model, "--prompt", PROMPT, "-n",
                             str(n), "--temp", "0", "--ignore-eos", "--ids-out", ids, *flags],
-                           capture_output=True, text=True, timeout=120, check=True)
+                           capture_output=True, text=True, timeout=900, check=True)
         with open(ids) as f:
             j = json.load(f)
         return p.stdout.rstrip("\n")[len(PROMPT):], j["prompt_ids"], j["generated_ids"]

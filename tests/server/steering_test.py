@@ -40,7 +40,7 @@ def main():
     def cli(*flags):
         p = subprocess.run([glassbox, "generate", "--model", model, "--prompt", PROMPT, "-n",
                             str(N), "--temp", "0", "--ignore-eos", *flags],
-                           capture_output=True, text=True, timeout=120, check=True)
+                           capture_output=True, text=True, timeout=900, check=True)
         return p.stdout.rstrip("\n")[len(PROMPT):]
 
     srv, url = start_server(glassbox, "--model", model)

@@ -6,7 +6,6 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <string>
 #include <vector>
 
@@ -363,8 +362,9 @@ TEST(TokenizerStream, LongStreamsStayCheap) {
 }
 
 // Encoding is O(n log n): a 1 MB line (no spaces, so one word) must not take the llama2.c
-// loop's O(n^2) time (~10^12 steps here).
-TEST(TokenizerBpe, LongLinesEncodeQuickly) {
+// loop's O(n^2) time (~10^12 steps here, hours on any machine). No wall-clock assertion (its
+// verdict would depend on load): a quadratic encoder never gets past ctest's 600 s TIMEOUT.
+TEST(TokenizerBpe, LongLinesEncode) {
   VocabBuilder b(true);
   b.add("_", -1);
   b.add("a", -1);
@@ -375,12 +375,8 @@ TEST(TokenizerBpe, LongLinesEncodeQuickly) {
   const auto tok = b.build();
   std::string text;
   for (int i = 0; i < (1 << 19); ++i) text += (i % 7 == 3) ? "ba" : "ab";
-  const auto start = std::chrono::steady_clock::now();
   const Ids ids = tok->encode(text);
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(tok->decode(ids), text);
-  EXPECT_LT(s, 30.0);
-  std::printf("[ perf ] 1 MB single-word line: %zu ids in %.3f s\n", ids.size(), s);
 }
 
 }  // namespace

@@ -265,7 +265,7 @@ const shot = async (name) => {
 };
 try {
   page = await browser.newPage();
-  page.setDefaultTimeout(20000);
+  page.setDefaultTimeout(60000);  // a bound for waits that normally take well under a second, ASan and a busy machine included
   await page.setViewport({ width: 1200, height: 900 });
   const pageErrors = [];
   page.on("pageerror", (e) => pageErrors.push(e.message));

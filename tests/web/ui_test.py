@@ -49,13 +49,13 @@ if not os.path.isdir(os.path.join(HERE, "node_modules/puppeteer-core")):
 
 def gb(*args):
     t0 = time.time()
-    p = subprocess.run([GB, *args], capture_output=True, text=True, timeout=240)
+    p = subprocess.run([GB, *args], capture_output=True, text=True, timeout=900)
     if p.returncode != 0:
         sys.exit(f"FAIL glassbox {' '.join(args)}: rc {p.returncode}\n{p.stderr[-2000:]}")
     print(f"ok   glassbox {args[0]} ({time.time() - t0:.1f} s)")
 
 
-def start_server(cmd, log_path, timeout=60):
+def start_server(cmd, log_path, timeout=300):
     """Starts the server; returns (process, base URL) once it printed its serving line."""
     log = open(log_path, "w")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
@@ -156,7 +156,7 @@ def check_without_autointerp(db):
 
     def get(path):
         try:
-            with urllib.request.urlopen(url.rstrip("/") + path, timeout=30) as r:
+            with urllib.request.urlopen(url.rstrip("/") + path, timeout=300) as r:
                 return r.status, json.load(r)
         except urllib.error.HTTPError as e:
             return e.code, json.load(e)
@@ -188,7 +188,7 @@ def check_without_autointerp(db):
               "detection, fuzzing, intervention" in e["error"]["message"], e)
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        proc.wait(timeout=120)
     return not failed
 
 
@@ -220,13 +220,13 @@ try:
     print(f"ok   glassbox serve at {url}")
     t0 = time.time()
     p = subprocess.run([node, os.path.join(HERE, "explorer.test.mjs"), url, ARTIFACTS, API_KEY,
-                        fixture], cwd=HERE, timeout=180)
+                        fixture], cwd=HERE, timeout=900)
     print(f"     browser checks took {time.time() - t0:.1f} s; screenshots in {ARTIFACTS}")
     rc = 1 if p.returncode or not old_ok else 0
 
     server.send_signal(signal.SIGTERM)
     try:
-        code = server.wait(timeout=30)
+        code = server.wait(timeout=120)
     except subprocess.TimeoutExpired:
         server.kill()
         code = server.wait()
