@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_common.h"
+#include "io/gguf.h"
 
 namespace glassbox::cli {
 namespace {
@@ -20,6 +21,12 @@ struct TokenizeArgs {
 
 std::unique_ptr<Tokenizer> open_tokenizer(const TokenizeArgs& a) {
   if (a.tokenizer_path) return load_tokenizer(*a.tokenizer_path);
+  // A GGUF that embeds its vocabulary (a model, or a vocabulary-only file such as llama.cpp ships
+  // for its tokenizer tests) is tokenized without loading, or needing, its weights.
+  if (is_gguf_file(*a.model_path)) {
+    const GgufFile gguf = GgufFile::open(*a.model_path);
+    if (gguf.find("tokenizer.ggml.model") != nullptr) return load_gguf_tokenizer(gguf);
+  }
   const Model model = load_model(*a.model_path);
   return load_model_tokenizer(model, std::nullopt);
 }

@@ -1,11 +1,22 @@
 #include "io/gguf.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <cstdio>
 #include <limits>
 #include <map>
 
 namespace glassbox {
+
+bool is_gguf_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorCode::kIo, path + ": cannot open: " + std::strerror(errno));
+  char magic[4] = {};
+  in.read(magic, 4);
+  return in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+}
 namespace {
 
 constexpr uint32_t kGgufMagic = 0x46554747;            // "GGUF" read as a little-endian u32

@@ -72,6 +72,10 @@ struct GgufTensorInfo {
   size_t nbytes = 0;
 };
 
+// Whether the file starts with the GGUF magic (a model or a vocabulary-only file). Throws
+// Error(kIo) naming the path when it cannot be opened.
+bool is_gguf_file(const std::string& path);
+
 class GgufFile {
  public:
   // Parses and validates the whole header; throws Error(kFormat/kIo/kUnsupported) naming the

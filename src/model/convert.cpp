@@ -203,4 +203,12 @@ void convert_model(const Model& model, const std::string& out_path, const Conver
   }
 }
 
+void convert_vocab(const std::string& vocab_path, const std::string& out_path) {
+  if (!out_path.ends_with(".gguf")) {
+    throw Error(ErrorCode::kInvalidArgument,
+                out_path + ": a vocabulary-only file is GGUF (name it *.gguf)");
+  }
+  convert_detail::write_gguf_vocab(vocab_path, out_path);
+}
+
 }  // namespace glassbox

@@ -35,6 +35,7 @@ DType dtype_for(const std::string& name, const Tensor& t, const Plan& plan, int6
 
 void write_gguf_model(const Model& m, const std::string& path, const Plan& plan,
                       const std::string& vocab_path);
+void write_gguf_vocab(const std::string& vocab_path, const std::string& path);
 void write_llama2c_model(const Model& m, const std::string& path, const Plan& plan);
 void write_hf_model(const Model& m, const std::string& dir, const Plan& plan);
 

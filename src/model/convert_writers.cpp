@@ -10,6 +10,8 @@
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
 #include "model/convert_internal.h"
+#include "tokenizer/bpe.h"
+#include "tokenizer/gguf_bpe.h"
 #include "tokenizer/spm_bpe.h"
 
 namespace glassbox::convert_detail {
@@ -42,6 +44,17 @@ void add_llama2c_vocab(Meta& meta, const std::string& vocab_path, int64_t d_voca
     meta.emplace_back("tokenizer.ggml.bos_token_id", gguf_int(GgufType::kU32, *v.bos_id));
   if (v.eos_id)
     meta.emplace_back("tokenizer.ggml.eos_token_id", gguf_int(GgufType::kU32, *v.eos_id));
+}
+
+// tokenizer.ggml.* from a vocabulary file: a tokenizer.json (byte-level BPE, "gpt2") or a
+// llama2.c tok*.bin ("llama").
+void add_vocab(Meta& meta, const std::string& vocab_path, int64_t d_vocab) {
+  if (vocab_path.ends_with(".json")) {
+    for (auto& kv : gguf_bpe_metadata(load_bpe_spec(vocab_path), vocab_path))
+      meta.push_back(std::move(kv));
+  } else {
+    add_llama2c_vocab(meta, vocab_path, d_vocab);
+  }
 }
 
 // Llama 3 rope scaling as llama.cpp stores it in GGUF: rope_freqs.weight, the divisor of each
@@ -85,7 +98,7 @@ void write_gguf_model(const Model& m, const std::string& path, const Plan& plan,
     for (const auto& [key, value] : m.gguf()->metadata())
       if (key.starts_with("tokenizer.")) meta.emplace_back(key, value);
   } else if (!vocab_path.empty()) {
-    add_llama2c_vocab(meta, vocab_path, c.d_vocab);
+    add_vocab(meta, vocab_path, c.d_vocab);
   }
   Named named = canonical(m, RopeStyle::kInterleaved);
   if (a == "gpt2") {  // llama.cpp's gpt2 keeps q, k, v fused
@@ -115,6 +128,13 @@ void write_gguf_model(const Model& m, const std::string& path, const Plan& plan,
     named.emplace_back("rope_freqs.weight", rope_freqs_tensor(c));
   }
   write_gguf(path, meta, named);
+}
+
+void write_gguf_vocab(const std::string& vocab_path, const std::string& path) {
+  Meta meta = {{"general.architecture", gguf_string("llama")},
+               {"general.name", gguf_string(fs::path(vocab_path).parent_path().filename().string())}};
+  add_vocab(meta, vocab_path, 0);
+  write_gguf(path, meta, {});
 }
 
 void write_llama2c_model(const Model& m, const std::string& path, const Plan& plan) {

@@ -1,8 +1,6 @@
 #include "model/model.h"
 
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "io/gguf.h"
 #include "io/llama2c.h"
@@ -11,17 +9,6 @@
 #include "tokenizer/tokenizer.h"
 
 namespace glassbox {
-namespace {
-
-bool has_gguf_magic(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorCode::kIo, path + ": cannot open: " + std::strerror(errno));
-  char magic[4] = {};
-  in.read(magic, 4);
-  return in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0;
-}
-
-}  // namespace
 
 Model load_model(const std::string& path) {
   Model m;
@@ -33,7 +20,7 @@ Model load_model(const std::string& path) {
       m.config_ = ck.config;
       named = std::move(ck.tensors);
       m.tensors_ = std::move(ck.file_tensors);
-    } else if (has_gguf_magic(path)) {
+    } else if (is_gguf_file(path)) {
       auto gguf = std::make_shared<GgufFile>(GgufFile::open(path));
       const std::string arch =
           gguf->get("general.architecture").as_string(path + ": general.architecture");

@@ -476,7 +476,7 @@ std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeSpec spec, const std::string& s
   return std::make_unique<BpeTokenizer>(std::move(spec), source);
 }
 
-std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::string& path) {
+BpeSpec load_bpe_spec(const std::string& path) {
   const auto read = [](const std::string& p) {
     const auto file = MappedFile::open(p);
     return std::string(reinterpret_cast<const char*>(file->data()), file->size());
@@ -489,7 +489,11 @@ std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::string& path) {
       "tokenizer_config.json";
   std::error_code ec;
   if (std::filesystem::is_regular_file(config_path, ec)) config = read(config_path);
-  return parse_bpe_tokenizer(json, config, path);
+  return parse_bpe_spec(json, config, path);
+}
+
+std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::string& path) {
+  return make_bpe_tokenizer(load_bpe_spec(path), path);
 }
 
 }  // namespace glassbox

@@ -98,6 +98,10 @@ BpeSpec parse_bpe_spec(std::string_view tokenizer_json, std::string_view config_
 // EOS (GPT-2's <|endoftext|> is both and is never prepended; Llama 3 is trained with BOS).
 std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeSpec spec, const std::string& source);
 
+// parse_bpe_spec of the file `path` (a tokenizer.json) and of the tokenizer_config.json beside it
+// when present. Throws Error(kIo) naming a file that cannot be read.
+BpeSpec load_bpe_spec(const std::string& path);
+
 // parse_bpe_spec + make_bpe_tokenizer.
 std::unique_ptr<Tokenizer> parse_bpe_tokenizer(std::string_view tokenizer_json,
                                                std::string_view config_json,

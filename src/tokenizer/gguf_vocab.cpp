@@ -1,6 +1,7 @@
-// GGUF-embedded vocabularies (tokenizer.ggml.*) -> SpmVocab. Only key interpretation lives here;
-// encoding is spm_bpe.cpp's. Keys follow llama.cpp's writer (gguf-py constants):
-//   tokenizer.ggml.model          string, "llama" = SentencePiece BPE (the only one supported)
+// GGUF-embedded vocabularies (tokenizer.ggml.*). "llama" (SentencePiece BPE) -> SpmVocab here,
+// encoded by spm_bpe.cpp; "gpt2" (byte-level BPE) -> gguf_bpe.cpp. Only key interpretation lives
+// here. Keys follow llama.cpp's writer (gguf-py constants):
+//   tokenizer.ggml.model          string, "llama" = SentencePiece BPE, "gpt2" = byte-level BPE
 //   tokenizer.ggml.tokens         string[n]   pieces, U+2581 for spaces
 //   tokenizer.ggml.scores         f32[n]      optional, 0 when absent
 //   tokenizer.ggml.token_type     i32[n]      optional: 1 normal, 2 unknown, 3 control,
@@ -12,6 +13,7 @@
 
 #include "core/error.h"
 #include "io/gguf.h"
+#include "tokenizer/gguf_bpe.h"
 #include "tokenizer/spm_bpe.h"
 
 namespace glassbox {
@@ -41,10 +43,12 @@ std::unique_ptr<Tokenizer> load_gguf_tokenizer(const GgufFile& gguf) {
                 path + ": no embedded vocabulary (missing " + key("model") + ")");
   }
   const std::string& model_name = model->as_string(what(key("model")));
+  if (model_name == "gpt2") return make_bpe_tokenizer(gguf_bpe_spec(gguf), path);
   if (model_name != "llama") {
     throw Error(ErrorCode::kUnsupported,
-                path + ": tokenizer model '" + model_name +
-                    "' is not supported (only 'llama', SentencePiece BPE)");
+                path + ": " + key("model") + " = '" + model_name +
+                    "' is not supported (supported: 'llama' = SentencePiece BPE, 'gpt2' = "
+                    "byte-level BPE)");
   }
 
   const GgufArray& tokens = gguf.get(key("tokens")).as_array(what(key("tokens")));

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/gguf.h"
 #include "io/mapped_file.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/bpe_bytes.h"
@@ -35,6 +36,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   if (std::filesystem::is_directory(path, ec)) {
     return load_bpe_tokenizer((std::filesystem::path(path) / "tokenizer.json").string());
   }
+  // A GGUF file (a model or a vocabulary-only file): its embedded vocabulary; no weights are read.
+  if (is_gguf_file(path)) return load_gguf_tokenizer(GgufFile::open(path));
   const auto file = MappedFile::open(path);
   const std::span<const uint8_t> bytes(file->data(), file->size());
   // tokenizer.json is a JSON object; neither binary format starts with '{' after whitespace

@@ -60,9 +60,10 @@ class Tokenizer {
   std::vector<int32_t> encode(std::string_view text, bool add_bos, bool add_eos) const;
 };
 
-// Loads a tokenizer file by content: a Hugging Face tokenizer.json (a JSON object; a directory
-// holding tokenizer.json also works), a llama2.c vocabulary (.bin; vocab size taken from the
-// file) or a SentencePiece model protobuf (.model). Throws Error naming the file on failure.
+// Loads a tokenizer file by content: a GGUF file's embedded vocabulary (a model or a
+// vocabulary-only GGUF; tensors are not read), a Hugging Face tokenizer.json (a JSON object; a
+// directory holding tokenizer.json also works), a llama2.c vocabulary (.bin; vocab size taken
+// from the file) or a SentencePiece model protobuf (.model). Throws Error naming the file.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
 // A Hugging Face tokenizer.json with a byte-level BPE model (GPT-2, Llama 3, ...), with
@@ -83,8 +84,9 @@ struct Llama2cTokenizerOptions {
 // pieces up to the end of the file, which must then end exactly after the last piece).
 std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::string& path, int32_t vocab_size,
                                                   const Llama2cTokenizerOptions& options = {});
-// The vocabulary embedded in a GGUF file (tokenizer.ggml.model == "llama"); throws
-// Error(kUnsupported) for other tokenizer models, kNotFound when there is none.
+// The vocabulary embedded in a GGUF file: tokenizer.ggml.model "llama" (SentencePiece BPE) or
+// "gpt2" (byte-level BPE, pre-tokenizer from tokenizer.ggml.pre as llama.cpp chooses it); throws
+// Error(kUnsupported) for other tokenizer models or pre-tokenizers, kNotFound when there is none.
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const GgufFile& gguf);
 // A SentencePiece .model file through libsentencepiece (any model type it supports); the
 // second form takes the serialized ModelProto bytes, `source` naming them in errors.

@@ -21,7 +21,7 @@
 #include <random>
 #include <sstream>
 
-#include "sanitized.h"
+#include "test_corpus.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/tokenizer.h"
 
@@ -30,22 +30,14 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using testing::bpe_stress_lines;
+using testing::corpus_lines;
+using testing::read_file;
 
-#ifdef GLASSBOX_SANITIZED
-constexpr size_t kStride = 4;
-#else
-constexpr size_t kStride = 1;
-#endif
+constexpr size_t kStride = testing::kCorpusStride;
 
 const fs::path kRefDir = fs::path(GLASSBOX_SOURCE_DIR) / "tests/reference/bpe";
 const fs::path kTokenizers = fs::path(GLASSBOX_SHARED_DIR) / "models/tokenizers";
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::string find_node() {
   const char* path = std::getenv("PATH");
@@ -141,37 +133,6 @@ const std::vector<std::string>& available_impls(std::string* why) {
   const std::vector<std::string>& impls = available_impls(&why_); \
   if (impls.empty()) GTEST_SKIP() << "no BPE reference available: " << why_;
 
-std::vector<std::string> corpus_lines() {
-  std::vector<std::string> out;
-  const fs::path dir = fs::path(GLASSBOX_SHARED_DIR) / "corpus";
-  if (!fs::is_directory(dir)) return out;
-  std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() == ".txt") files.push_back(e.path());
-  }
-  std::sort(files.begin(), files.end());
-  size_t index = 0;
-  for (const fs::path& f : files) {
-    const std::string text = read_file(f);
-    for (size_t start = 0;;) {
-      const size_t nl = text.find('\n', start);
-      if (index++ % kStride == 0) {
-        out.push_back(text.substr(start, nl == std::string::npos ? nl : nl - start));
-      }
-      if (nl == std::string::npos) break;
-      start = nl + 1;
-    }
-  }
-  return out;
-}
-
-std::vector<std::string> stress_lines() {
-  std::vector<std::string> out;
-  std::ifstream in(kRefDir / "stress.jsonl", std::ios::binary);
-  for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
-  return out;
-}
-
 struct Comparison {
   size_t lines = 0;
   size_t mismatches = 0;
@@ -213,7 +174,7 @@ class BpeCorpus : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(BpeCorpus, EveryCorpusLineMatchesEveryReference) {
   REQUIRE_REFERENCE();
-  const std::vector<std::string> lines = corpus_lines();
+  const std::vector<std::string> lines = corpus_lines(kStride);
   if (lines.empty()) GTEST_SKIP() << "shared/corpus absent";
   for (const std::string& impl : impls) {
     const Comparison c =
@@ -229,7 +190,7 @@ TEST_P(BpeCorpus, EveryCorpusLineMatchesEveryReference) {
 // a line may differ from tokenizers.js only when it contains U+0085.
 TEST_P(BpeCorpus, StressListMatchesEveryReference) {
   REQUIRE_REFERENCE();
-  const std::vector<std::string> lines = stress_lines();
+  const std::vector<std::string> lines = bpe_stress_lines();
   ASSERT_GT(lines.size(), 200u);
   for (const std::string& impl : impls) {
     const Comparison c = compare_encode(impl, kTokenizers / GetParam() / "tokenizer.json", lines,
@@ -307,7 +268,7 @@ json added(int32_t id, const std::string& content, bool special, bool normalized
 
 // Stress lines plus text aimed at the variant features.
 std::vector<std::string> variant_lines() {
-  std::vector<std::string> lines = stress_lines();
+  std::vector<std::string> lines = bpe_stress_lines();
   for (const char* s :
        {"a <tool>  b", "x  [SEP]  y", "<tool><tool>", " <tool>", "[SEP]", "\t<tool>\n", "<to",
         "12 345 6789 a1b22c333", "x <|endoftext|>y", "<|endoftext|><tool>[SEP]", "1 2  3   4",

@@ -312,10 +312,15 @@ TEST(TokenizerGguf, ErrorsNameTheKey) {
       EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
     }
   };
+  GgufWriter bert;
+  bert.kv_string("tokenizer.ggml.model", "bert");
+  bert.kv_strings("tokenizer.ggml.tokens", {"a"});
+  expect_error(bert, ErrorCode::kUnsupported, "tokenizer.ggml.model = 'bert' is not supported");
+  // Byte-level BPE ("gpt2") needs its merges (gguf_bpe_test.cpp tests the rest).
   GgufWriter gpt2;
   gpt2.kv_string("tokenizer.ggml.model", "gpt2");
   gpt2.kv_strings("tokenizer.ggml.tokens", {"a"});
-  expect_error(gpt2, ErrorCode::kUnsupported, "'gpt2'");
+  expect_error(gpt2, ErrorCode::kNotFound, "missing tokenizer.ggml.merges");
   GgufWriter none;
   none.kv_string("general.architecture", "llama");
   expect_error(none, ErrorCode::kNotFound, "tokenizer.ggml.model");
