@@ -1,13 +1,18 @@
 // libFuzzer target for the GGUF reader: parses the input from memory (no disk), then touches every
 // metadata value and the first and last byte of every tensor, so that an accepted file whose
-// offsets escape the buffer shows up as an ASan report. glassbox::Error is the only acceptable
-// failure; anything else (crash, sanitizer report, other exception, huge allocation) is a finding.
+// offsets escape the buffer shows up as an ASan report; then reads its embedded vocabulary (the
+// "llama" and "gpt2" tokenizer.ggml.* readers) and encodes and decodes a fixed text with it.
+// glassbox::Error is the only acceptable failure; anything else (crash, sanitizer report, other
+// exception, huge allocation) is a finding. Seeds: tests/fuzz/seeds/gguf_fuzz (gpt2_vocab.gguf is
+// a 101-entry byte-level BPE vocabulary with the llama-bpe pre-tokenizer, written by
+// `glassbox convert --vocab-only`).
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "io/gguf.h"
+#include "tokenizer/tokenizer.h"
 
 namespace {
 
@@ -41,6 +46,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       if (info.dtype == glassbox::DType::kF16 || info.dtype == glassbox::DType::kBF16) {
         sink += static_cast<size_t>(t.numel() > 0 && t.to_f32().floats()[0] > 0);
+      }
+    }
+    if (f.find("tokenizer.ggml.model") != nullptr) {
+      try {
+        const auto tok = glassbox::load_gguf_tokenizer(f);
+        const std::vector<int32_t> ids = tok->encode("Hello  world 123 \xc3\xa9\n<|end|>");
+        sink += tok->decode(ids).size() + ids.size();
+      } catch (const glassbox::Error&) {
       }
     }
     volatile size_t keep = sink;
