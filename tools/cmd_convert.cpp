@@ -1,6 +1,7 @@
 // `glassbox convert`: llama2.c / safetensors / GGUF to GGUF, llama2.c .bin or an HF directory.
 #include <cstdio>
 #include <filesystem>
+#include <vector>
 
 #include "cli_common.h"
 #include "model/convert.h"
@@ -29,13 +30,16 @@ int run_convert(const ConvertArgs& a) {
   std::string vocab = a.vocab.value_or("");
   if (vocab.empty() && model.gguf() == nullptr) {
     // A vocabulary with the model is embedded into GGUF output when present: an HF directory's
-    // tokenizer.json, or a llama2.c vocabulary beside the checkpoint.
+    // own tokenizer.json, or a llama2.c vocabulary beside a checkpoint file.
     namespace fs = std::filesystem;
-    const fs::path dir = fs::is_directory(model.path()) ? fs::path(model.path())
-                                                        : fs::path(model.path()).parent_path();
-    for (const fs::path& p : {dir / "tokenizer.json",
-                              dir / ("tok" + std::to_string(model.config().d_vocab) + ".bin"),
-                              dir / "tokenizer.bin"}) {
+    const bool hf_dir = fs::is_directory(model.path());
+    const fs::path dir = hf_dir ? fs::path(model.path()) : fs::path(model.path()).parent_path();
+    const std::vector<fs::path> candidates =
+        hf_dir ? std::vector<fs::path>{dir / "tokenizer.json"}
+               : std::vector<fs::path>{dir / ("tok" + std::to_string(model.config().d_vocab) +
+                                              ".bin"),
+                                       dir / "tokenizer.bin"};
+    for (const fs::path& p : candidates) {
       if (fs::is_regular_file(p)) {
         vocab = p.string();
         break;
