@@ -21,8 +21,8 @@ struct ConvertOptions {
 // that are not whole blocks of the chosen type (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then
 // F16) follow llama.cpp's llama_tensor_get_type; 1-D tensors stay f32. `vocab_path` (optional) is
 // embedded into a GGUF: a tokenizer.json (byte-level BPE, tokenizer.ggml.model "gpt2") or a
-// llama2.c tok*.bin; a GGUF source's tokenizer.ggml.* metadata is copied as is. Throws Error(kInvalidArgument/kUnsupported) for a combination that
-// cannot be written, naming it.
+// llama2.c tok*.bin; a GGUF source's tokenizer.ggml.* metadata is copied as is. Throws
+// Error(kInvalidArgument/kUnsupported) for a combination that cannot be written, naming it.
 void convert_model(const Model& model, const std::string& out_path, const ConvertOptions& options,
                    const std::string& vocab_path = "");
 

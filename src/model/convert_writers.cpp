@@ -131,8 +131,8 @@ void write_gguf_model(const Model& m, const std::string& path, const Plan& plan,
 }
 
 void write_gguf_vocab(const std::string& vocab_path, const std::string& path) {
-  Meta meta = {{"general.architecture", gguf_string("llama")},
-               {"general.name", gguf_string(fs::path(vocab_path).parent_path().filename().string())}};
+  const std::string name = fs::path(vocab_path).parent_path().filename().string();
+  Meta meta = {{"general.architecture", gguf_string("llama")}, {"general.name", gguf_string(name)}};
   add_vocab(meta, vocab_path, 0);
   write_gguf(path, meta, {});
 }

@@ -78,8 +78,9 @@ const std::vector<PreTokenizer>& pre_tokenizers() {
       {{"tekken"}, {kTekken}, false, true, true},
       {{"smollm", "starcoder", "command-r", "refact"}, {R"(\p{N})"}, true},
       {{"deepseek-llm"},
-       {"[\r\n]", kDeepseekLetters, "\\s?[!-/:-~\uff01-\uff0f\uff1a-\uff5e\u2018-\u201f\u3000-\u3002]+",
-        R"(\s+$)", kCjk, R"(\p{N}+)"}},
+       {"[\r\n]", kDeepseekLetters,
+        "\\s?[!-/:-~\uff01-\uff0f\uff1a-\uff5e\u2018-\u201f\u3000-\u3002]+", R"(\s+$)", kCjk,
+        R"(\p{N}+)"}},
       {{"deepseek-coder"}, {"[\r\n]", R"(\s?\p{L}+)", R"(\s?\p{P}+)", kCjk, R"(\p{N})"}},
   };
   return table;
