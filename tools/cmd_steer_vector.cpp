@@ -16,7 +16,7 @@
 namespace glassbox::cli {
 namespace {
 
-struct SteerArgs {
+struct SteerVectorArgs {
   ModelArgs model;
   std::string pairs, positive, negative, info, out;
   std::string method = "pca";
@@ -88,7 +88,7 @@ double l2(const std::vector<float>& v) {
   return std::sqrt(s);
 }
 
-int run_info(const SteerArgs& a) {
+int run_info(const SteerVectorArgs& a) {
   const ControlVector cv = load_control_vector(a.info);
   std::printf("%s: d_model %lld, model_hint '%s', %zu directions\n", a.info.c_str(),
               static_cast<long long>(cv.d_model), cv.model_hint.c_str(), cv.directions.size());
@@ -98,7 +98,7 @@ int run_info(const SteerArgs& a) {
   return 0;
 }
 
-int run_steer(const SteerArgs& a) {
+int run_steer(const SteerVectorArgs& a) {
   if (!a.info.empty()) return run_info(a);
   if (a.model.model_path.empty()) {
     throw Error(ErrorCode::kInvalidArgument, "steer-vector needs --model (or --info FILE)");
@@ -170,7 +170,7 @@ Action register_steer_vector(CLI::App& app) {
       "steer-vector",
       "Steering vectors from contrastive texts (mean difference or PCA of pair differences) per "
       "layer, saved as a llama.cpp control-vector GGUF, .npy or .safetensors");
-  auto a = std::make_shared<SteerArgs>();
+  auto a = std::make_shared<SteerVectorArgs>();
   cmd->add_option("--model,-m", a->model.model_path,
                   "Model file: llama2.c checkpoint (.bin) or GGUF (.gguf)");
   cmd->add_option("--tokenizer", a->model.tokenizer_path,

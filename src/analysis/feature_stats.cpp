@@ -29,7 +29,7 @@ double log_bin_upper(int64_t b) {
 
 constexpr uint32_t kStateMagic = 0x53414247;  // "GBAS"
 
-class ByteWriter {
+class StateWriter {
  public:
   template <typename T>
   void put(const T& v) {
@@ -45,9 +45,9 @@ class ByteWriter {
   std::vector<uint8_t> out;
 };
 
-class ByteReader {
+class StateReader {
  public:
-  explicit ByteReader(const std::vector<uint8_t>& b) : b_(b) {}
+  explicit StateReader(const std::vector<uint8_t>& b) : b_(b) {}
   template <typename T>
   T get() {
     need(sizeof(T));
@@ -263,7 +263,7 @@ void FeatureStats::finish_pass1() {
 }
 
 std::vector<uint8_t> FeatureStats::serialize() const {
-  ByteWriter w;
+  StateWriter w;
   w.put(kStateMagic);
   w.put(d_sae_);
   w.put(o_);
@@ -291,13 +291,13 @@ std::vector<uint8_t> FeatureStats::serialize() const {
 }
 
 void FeatureStats::deserialize(const std::vector<uint8_t>& blob) {
-  ByteReader r(blob);
-  if (r.get<uint32_t>() != kStateMagic || r.get<int64_t>() != d_sae_) ByteReader::bad();
+  StateReader r(blob);
+  if (r.get<uint32_t>() != kStateMagic || r.get<int64_t>() != d_sae_) StateReader::bad();
   const auto o = r.get<StatsOptions>();
-  if (std::memcmp(&o, &o_, sizeof(o)) != 0) ByteReader::bad();
+  if (std::memcmp(&o, &o_, sizeof(o)) != 0) StateReader::bad();
   const auto m = static_cast<uint64_t>(d_sae_);
   const auto same = [](const auto& v, uint64_t n) {
-    if (v.size() != n) ByteReader::bad();
+    if (v.size() != n) StateReader::bad();
     return v;
   };
   count_ = same(r.get_vec<int64_t>(m), m);
@@ -309,7 +309,7 @@ void FeatureStats::deserialize(const std::vector<uint8_t>& blob) {
   const auto width = static_cast<uint64_t>(2 * o_.context + 1);
   const auto get_examples = [&](std::vector<Example>& list, uint64_t max_n) {
     const auto n = r.get<uint64_t>();
-    if (n > max_n) ByteReader::bad();
+    if (n > max_n) StateReader::bad();
     list.assign(n, {});
     for (Example& e : list) {
       e.act = r.get<float>();
@@ -321,13 +321,13 @@ void FeatureStats::deserialize(const std::vector<uint8_t>& blob) {
       e.acts = r.get_vec<float>(width);
       if (e.ids.size() != e.acts.size() || e.center < 0 ||
           static_cast<size_t>(e.center) >= e.ids.size()) {
-        ByteReader::bad();
+        StateReader::bad();
       }
     }
   };
   for (auto& l : top_) get_examples(l, static_cast<uint64_t>(o_.top_k));
   for (auto& l : samples_) get_examples(l, static_cast<uint64_t>(o_.per_quantile));
-  if (!r.done()) ByteReader::bad();
+  if (!r.done()) StateReader::bad();
 }
 
 FeatureExample FeatureStats::to_public(const Example& e) {

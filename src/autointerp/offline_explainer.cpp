@@ -6,6 +6,8 @@
 #include <map>
 #include <set>
 
+#include "autointerp/text.h"
+
 namespace glassbox::autointerp {
 namespace {
 
@@ -16,16 +18,6 @@ constexpr double kMinExtraTokenShare = 0.05;
 // A bigram is worth quoting only when it describes a sizeable part of the activations.
 constexpr double kMinBigramShare = 0.2;
 constexpr size_t kMaxListed = 10;
-
-std::string trim(const std::string& s) {
-  const auto sp = [](char c) {
-    return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
-  };
-  size_t b = 0, e = s.size();
-  while (b < e && sp(s[b])) ++b;
-  while (e > b && sp(s[e - 1])) --e;
-  return s.substr(b, e - b);
-}
 
 // Whether a display piece begins a new word: SentencePiece's "▁", byte-level BPE's "Ġ", or plain
 // whitespace. Decoded texts are trimmed, so this is the only trace of the space between tokens.

@@ -6,29 +6,15 @@
 #include <optional>
 #include <string_view>
 
+#include "autointerp/text.h"
 #include "core/error.h"
 
 namespace glassbox::autointerp {
 namespace {
 
-constexpr const char* kSpace = " \t\n\r\f\v";
 constexpr size_t kMaxExplanationBytes = 200;
 
 bool is_space(char c) { return c != '\0' && std::strchr(kSpace, c) != nullptr; }
-
-std::string trim(std::string_view s) {
-  const size_t b = s.find_first_not_of(kSpace);
-  if (b == std::string_view::npos) return "";
-  const size_t e = s.find_last_not_of(kSpace);
-  return std::string(s.substr(b, e - b + 1));
-}
-
-std::string ascii_lower(std::string s) {
-  for (char& c : s) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return s;
-}
 
 // Keeps each example on its own line of the prompt, so the numbering stays unambiguous.
 std::string one_line(const std::string& s) {

@@ -9,26 +9,11 @@
 #include <string_view>
 
 #include "autointerp/prompts.h"
+#include "autointerp/text.h"
 #include "core/error.h"
 
 namespace glassbox::autointerp {
 namespace {
-
-constexpr const char* kSpace = " \t\n\r\f\v";
-
-std::string trim(std::string_view s) {
-  const size_t b = s.find_first_not_of(kSpace);
-  if (b == std::string_view::npos) return "";
-  const size_t e = s.find_last_not_of(kSpace);
-  return std::string(s.substr(b, e - b + 1));
-}
-
-char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string ascii_lower(std::string s) {
-  for (char& c : s) c = ascii_lower(c);
-  return s;
-}
 
 // Letters and digits; bytes of non-ASCII characters count as letters.
 bool is_word_byte(char c) {

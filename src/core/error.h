@@ -38,6 +38,18 @@ class Error : public std::runtime_error {
   ErrorCode code_;
 };
 
+// Shorthands used by every reader: throw Error(code, message), or Error(code, "source: what")
+// so that each message names the file (or request) it is about.
+[[noreturn]] inline void fail(ErrorCode code, const std::string& message) {
+  throw Error(code, message);
+}
+[[noreturn]] inline void fail(ErrorCode code, const std::string& source, const std::string& what) {
+  throw Error(code, source + ": " + what);
+}
+
+// 'name', as messages quote names, keys and values.
+inline std::string in_quotes(const std::string& s) { return "'" + s + "'"; }
+
 [[noreturn]] inline void assert_fail(const char* expr, const char* file, int line) {
   std::fprintf(stderr, "glassbox: internal error: assertion '%s' failed at %s:%d\n", expr, file,
                line);

@@ -8,6 +8,8 @@
 #include <limits>
 #include <map>
 
+#include "io/gguf_limits.h"
+
 namespace glassbox {
 
 bool is_gguf_file(const std::string& path) {
@@ -19,26 +21,16 @@ bool is_gguf_file(const std::string& path) {
 }
 namespace {
 
-constexpr uint32_t kGgufMagic = 0x46554747;            // "GGUF" read as a little-endian u32
-constexpr uint64_t kMaxAlignment = uint64_t{1} << 31;  // the key is a u32
-constexpr int kMaxArrayDepth = 8;                      // arrays of arrays of ... (real files: 1)
-constexpr uint32_t kMaxDims = 4;                       // GGML_MAX_DIMS
-constexpr int64_t kMaxNumel = int64_t{1} << 62;
+using gguf_limits::kMaxAlignment;
+using gguf_limits::kMaxArrayDepth;
+using gguf_limits::kMaxDims;
+using gguf_limits::kMaxMetadataValues;
 // Smallest possible encodings, used to reject counts the remaining bytes cannot hold before
 // anything is reserved: key/name (u64 length + at least one byte) + type + smallest value.
 constexpr uint64_t kMinKvBytes = 8 + 1 + 4 + 1;
 constexpr uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 8 + 4 + 8;
 constexpr size_t kMaxDisplayString = 120;
-// Each parsed value costs ~48 bytes in memory against as little as 1 byte in the file, so a cap on
-// the total keeps a hostile file's footprint bounded. Real vocabularies (256K tokens plus scores,
-// types and merges) stay far below it.
-constexpr uint64_t kMaxMetadataValues = uint64_t{1} << 24;
 
-[[noreturn]] void fail(ErrorCode code, const std::string& source, const std::string& what) {
-  throw Error(code, source + ": " + what);
-}
-
-std::string quoted(const std::string& s) { return "'" + s + "'"; }
 
 bool valid_type(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::kF64); }
 
@@ -394,10 +386,10 @@ GgufFile GgufFile::parse(const uint8_t* data, size_t size, std::string name,
   ByteReader r(data, size, f.path_);
 
   const uint32_t magic = r.read<uint32_t>("magic");
-  if (magic != kGgufMagic) {
+  if (magic != gguf_limits::kMagic) {
     char buf[64];
     std::snprintf(buf, sizeof(buf), "bad magic 0x%08x, expected 0x%08x (\"GGUF\")", magic,
-                  kGgufMagic);
+                  gguf_limits::kMagic);
     fail(ErrorCode::kFormat, f.path_, buf);
   }
   f.version_ = r.read<uint32_t>("version");
@@ -436,11 +428,11 @@ void GgufFile::parse_metadata(ByteReader& r, uint64_t n_kv) {
   for (uint64_t i = 0; i < n_kv; ++i) {
     std::string key = vr.read_string("metadata key #" + std::to_string(i));
     if (key.empty()) r.fail("metadata key #" + std::to_string(i) + " is empty");
-    const std::string field = "metadata " + quoted(key);
+    const std::string field = "metadata " + in_quotes(key);
     const GgufType type = vr.read_type(field);
     GgufValue value = vr.read_value(type, field, 0);
     if (!metadata_index_.emplace(key, metadata_.size()).second) {
-      r.fail("duplicate metadata key " + quoted(key));
+      r.fail("duplicate metadata key " + in_quotes(key));
     }
     metadata_.emplace_back(std::move(key), std::move(value));
   }
@@ -462,7 +454,7 @@ void GgufFile::parse_tensor_infos(ByteReader& r, uint64_t n_tensors) {
     GgufTensorInfo info;
     info.name = vr.read_string("tensor #" + std::to_string(i) + " name");
     if (info.name.empty()) r.fail("tensor #" + std::to_string(i) + " has an empty name");
-    const std::string field = "tensor " + quoted(info.name);
+    const std::string field = "tensor " + in_quotes(info.name);
     const uint32_t n_dims = r.read<uint32_t>(field + " n_dims");
     if (n_dims == 0 || n_dims > kMaxDims) {
       r.fail(field + ": n_dims = " + std::to_string(n_dims) + ", expected 1.." +
@@ -480,7 +472,7 @@ void GgufFile::parse_tensor_infos(ByteReader& r, uint64_t n_tensors) {
     info.ggml_type = r.read<uint32_t>(field + " type");
     info.offset = r.read<uint64_t>(field + " offset");
     if (!tensor_index_.emplace(info.name, tensors_.size()).second) {
-      r.fail("duplicate tensor name " + quoted(info.name));
+      r.fail("duplicate tensor name " + in_quotes(info.name));
     }
     tensors_.push_back(std::move(info));
   }
@@ -488,7 +480,7 @@ void GgufFile::parse_tensor_infos(ByteReader& r, uint64_t n_tensors) {
 
 void GgufFile::validate_tensors() {
   for (GgufTensorInfo& t : tensors_) {
-    const std::string what = "tensor " + quoted(t.name);
+    const std::string what = "tensor " + in_quotes(t.name);
     const std::optional<DType> dtype = dtype_from_ggml_type(t.ggml_type);
     if (!dtype) {
       fail(ErrorCode::kUnsupported, path_,
@@ -552,8 +544,8 @@ void GgufFile::validate_tensors() {
     const GgufTensorInfo& b = *by_offset[i];
     if (b.offset < a.offset + a.nbytes) {
       fail(ErrorCode::kFormat, path_,
-           "tensor " + quoted(b.name) + " [offset " + std::to_string(b.offset) +
-               "] overlaps tensor " + quoted(a.name) + " [offset " + std::to_string(a.offset) +
+           "tensor " + in_quotes(b.name) + " [offset " + std::to_string(b.offset) +
+               "] overlaps tensor " + in_quotes(a.name) + " [offset " + std::to_string(a.offset) +
                ", " + std::to_string(a.nbytes) + " bytes]");
     }
   }

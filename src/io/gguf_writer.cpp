@@ -6,26 +6,21 @@
 #include <set>
 
 #include "io/atomic_file.h"
+#include "io/gguf_limits.h"
 
 namespace glassbox {
 namespace {
 
-constexpr uint32_t kGgufMagic = 0x46554747;  // "GGUF" as a little-endian u32
 constexpr uint32_t kVersion = 3;
 constexpr uint64_t kDefaultAlignment = 32;
 constexpr uint64_t kMinAlignment = 8;  // the widest element (f64, i64)
-constexpr uint64_t kMaxAlignment = uint64_t{1} << 31;
-// What GgufFile accepts: these keep every file written here readable by it.
-constexpr int kMaxArrayDepth = 8;
-constexpr uint64_t kMaxMetadataValues = uint64_t{1} << 24;
 constexpr size_t kMaxNameBytes = 63;  // ggml's GGML_MAX_NAME (64) holds the terminator too
-constexpr size_t kMaxDims = 4;
+// What GgufFile accepts: these keep every file written here readable by it.
+using gguf_limits::kMaxAlignment;
+using gguf_limits::kMaxArrayDepth;
+using gguf_limits::kMaxDims;
+using gguf_limits::kMaxMetadataValues;
 
-std::string in_quotes(const std::string& s) { return "'" + s + "'"; }
-
-[[noreturn]] void fail(ErrorCode code, const std::string& path, const std::string& what) {
-  throw Error(code, path + ": " + what);
-}
 
 bool valid_type(GgufType t) { return static_cast<uint32_t>(t) <= uint32_t(GgufType::kF64); }
 
@@ -265,7 +260,7 @@ void write_gguf(const std::string& path,
                 const std::vector<std::pair<std::string, Tensor>>& tensors) {
   auto invalid = [&](const std::string& what) { fail(ErrorCode::kInvalidArgument, path, what); };
   Encoder e;
-  e.put(kGgufMagic);
+  e.put(gguf_limits::kMagic);
   e.put(kVersion);
   e.put<uint64_t>(tensors.size());
   e.put<uint64_t>(metadata.size());

@@ -15,6 +15,10 @@
 
 namespace glassbox {
 
+// The largest element count a tensor header may declare: products of dims are checked against it
+// before any size is computed, so that no multiplication of file-given numbers can overflow.
+inline constexpr int64_t kMaxNumel = int64_t{1} << 62;
+
 class MappedFile {
  public:
   // Throws Error(kIo) when the file is missing or cannot be mapped. An empty file maps to size 0.

@@ -19,7 +19,6 @@ namespace {
 constexpr char kMagic[] = "\x93NUMPY";
 constexpr size_t kMagicLen = 6;
 constexpr size_t kAlign = 64;  // numpy's ARRAY_ALIGN: data starts at a multiple of this
-constexpr int64_t kMaxNumel = int64_t{1} << 62;
 
 struct DescrEntry {
   DType dtype;

@@ -21,8 +21,7 @@ using Json = nlohmann::json;
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 // Real headers nest 3 deep (root, entry, shape); the bound keeps a hostile header cheap.
 constexpr size_t kMaxJsonDepth = 16;
-constexpr size_t kMaxDims = 64;
-constexpr int64_t kMaxNumel = int64_t{1} << 62;
+constexpr size_t kMaxSafetensorsDims = 64;
 constexpr std::string_view kMetadataKey = "__metadata__";
 
 struct DtypeEntry {
@@ -51,7 +50,6 @@ const DtypeEntry* find_dtype(const std::string& name) {
   return nullptr;
 }
 
-std::string in_quotes(const std::string& s) { return "'" + s + "'"; }
 
 // Built by appending: g++ 12 warns falsely (-Wrestrict) on "[" + std::to_string(...).
 std::string range_str(uint64_t begin, uint64_t end) {
@@ -93,8 +91,8 @@ class HeaderHandler : public nlohmann::json_sax<Json> {
       if (v > static_cast<uint64_t>(kMaxNumel)) {
         fail(where() + ": shape" + index_str() + " = " + std::to_string(v) + " is too large");
       }
-      if (entry().shape->size() == kMaxDims) {
-        fail(where() + ": shape has more than " + std::to_string(kMaxDims) + " dims");
+      if (entry().shape->size() == kMaxSafetensorsDims) {
+        fail(where() + ": shape has more than " + std::to_string(kMaxSafetensorsDims) + " dims");
       }
       entry().shape->push_back(static_cast<int64_t>(v));
       return true;
@@ -261,9 +259,6 @@ class HeaderHandler : public nlohmann::json_sax<Json> {
   std::set<std::string> fields_seen_;  // of the tensor entry being parsed
 };
 
-[[noreturn]] void fail(ErrorCode code, const std::string& source, const std::string& what) {
-  throw Error(code, source + ": " + what);
-}
 
 }  // namespace
 

@@ -14,9 +14,8 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr size_t kMaxJsonDepth = 16;
+constexpr size_t kMaxIndexJsonDepth = 16;
 
-std::string in_quotes(const std::string& s) { return "'" + s + "'"; }
 
 constexpr const char* kSingleFileName = "model.safetensors";
 constexpr const char* kIndexFileName = "model.safetensors.index.json";
@@ -77,8 +76,8 @@ class IndexHandler : public nlohmann::json_sax<Json> {
 
   Ctx top() const { return stack_.empty() ? Ctx::kNone : stack_.back(); }
   bool push(Ctx c) {
-    if (stack_.size() == kMaxJsonDepth) {
-      fail("JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    if (stack_.size() == kMaxIndexJsonDepth) {
+      fail("JSON nested deeper than " + std::to_string(kMaxIndexJsonDepth) + " levels");
     }
     stack_.push_back(c);
     return true;

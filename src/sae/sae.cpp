@@ -13,7 +13,6 @@ namespace {
 // Rows of x encoded per sgemm: bounds the scratch copy of x to kRowBlock * d_in floats.
 constexpr int64_t kRowBlock = 256;
 
-[[noreturn]] void fail(ErrorCode code, const std::string& msg) { throw Error(code, msg); }
 
 // Per-row normalisation of SAELens's run_time_activation_norm_fn_in; returns what undoes it
 // (scale, shift) so that x = x' * scale + shift.

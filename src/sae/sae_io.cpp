@@ -23,7 +23,6 @@ constexpr const char* kSparsifyWeights = "sae.safetensors";
 constexpr const char* kCfg = "cfg.json";
 constexpr const char* kNpz = "params.npz";
 
-[[noreturn]] void fail(ErrorCode code, const std::string& msg) { throw Error(code, msg); }
 
 json read_json(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

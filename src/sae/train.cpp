@@ -23,7 +23,6 @@ constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kAdamEps = 1e-8;
 constexpr double kThresholdEma = 0.99;  // batchtopk: threshold <- 0.99 t + 0.01 min kept
 constexpr int64_t kChunk = 1 << 14;     // elements per Adam work item
 
-[[noreturn]] void fail(ErrorCode code, const std::string& msg) { throw Error(code, msg); }
 
 // Standard normal from the generator's raw bits (Box-Muller), so that the initial weights do not
 // depend on the standard library's distribution implementations.

@@ -17,10 +17,6 @@ namespace {
 
 constexpr int kMaxLayer = 1 << 16;  // far above any model; bounds what a file may claim
 
-[[noreturn]] void fail(ErrorCode code, const std::string& path, const std::string& what) {
-  throw Error(code, path + ": " + what);
-}
-
 std::string extension(const std::string& path) {
   std::string ext = std::filesystem::path(path).extension().string();
   for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

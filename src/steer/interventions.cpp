@@ -14,8 +14,6 @@
 namespace glassbox {
 namespace {
 
-[[noreturn]] void fail(ErrorCode code, const std::string& msg) { throw Error(code, msg); }
-
 double dot(const float* a, const float* b, int64_t n) {
   double s = 0;
   for (int64_t i = 0; i < n; ++i) s += double(a[i]) * b[i];

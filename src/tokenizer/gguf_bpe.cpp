@@ -28,8 +28,6 @@
 namespace glassbox {
 namespace {
 
-constexpr std::string_view kPrefix = "tokenizer.ggml.";
-
 // A pre-tokenizer as llama.cpp defines it per `tokenizer.ggml.pre` value: regexes applied in
 // turn, each splitting every piece of the previous one into matches and the text between them
 // (Hugging Face's Split with "Isolated"), then byte-level BPE. Where llama.cpp rewrote a
@@ -103,14 +101,14 @@ const PreTokenizer& find_pre(const std::string& name, const std::string& path) {
       if (n == name) return p;
     }
   }
-  throw Error(ErrorCode::kUnsupported, path + ": " + std::string(kPrefix) + "pre = '" + name +
+  throw Error(ErrorCode::kUnsupported, path + ": " + std::string(kGgufTokenizerPrefix) + "pre = '" + name +
                                            "' is not a supported pre-tokenizer (supported: " +
                                            supported_pre_names() + ")");
 }
 
 std::vector<BpePreTokenizerStep> pre_steps(const PreTokenizer& pre, const std::string& name) {
   std::vector<BpePreTokenizerStep> steps;
-  const std::string field = std::string(kPrefix) + "pre '" + name + "'";
+  const std::string field = std::string(kGgufTokenizerPrefix) + "pre '" + name + "'";
   for (size_t i = 0; i < pre.regexes.size(); ++i) {
     BpePreTokenizerStep s;
     s.kind = BpePreTokenizerStep::Kind::kSplit;
@@ -206,7 +204,7 @@ std::vector<std::pair<std::string, GgufValue>> gguf_bpe_metadata(const BpeSpec& 
 
 BpeSpec gguf_bpe_spec(const GgufFile& gguf) {
   const std::string& path = gguf.path();
-  const auto key = [](std::string_view name) { return std::string(kPrefix) + std::string(name); };
+  const auto key = [](std::string_view name) { return std::string(kGgufTokenizerPrefix) + std::string(name); };
   const auto what = [&](const std::string& k) { return path + ": " + k; };
   const auto fail = [&](const std::string& msg) {
     throw Error(ErrorCode::kFormat, path + ": " + msg);

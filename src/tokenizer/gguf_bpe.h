@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -12,6 +13,9 @@
 #include "tokenizer/bpe.h"
 
 namespace glassbox {
+
+// Every GGUF vocabulary key starts with it.
+inline constexpr std::string_view kGgufTokenizerPrefix = "tokenizer.ggml.";
 
 // Throws Error naming the file and the key: kFormat (wrong types, sizes, ids, merges),
 // kNotFound (no tokens or merges), kUnsupported (an unknown tokenizer.ggml.pre, with the list).

@@ -17,21 +17,9 @@
 #include "tokenizer/spm_bpe.h"
 
 namespace glassbox {
-namespace {
-
-constexpr std::string_view kPrefix = "tokenizer.ggml.";
-
-bool is_byte_piece(std::string_view p) {
-  if (p.size() != 6 || p.substr(0, 3) != "<0x" || p[5] != '>') return false;
-  const auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); };
-  return hex(p[3]) && hex(p[4]);
-}
-
-}  // namespace
-
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const GgufFile& gguf) {
   const std::string& path = gguf.path();
-  const auto key = [](std::string_view name) { return std::string(kPrefix) + std::string(name); };
+  const auto key = [](std::string_view name) { return std::string(kGgufTokenizerPrefix) + std::string(name); };
   const auto what = [&](const std::string& k) { return path + ": " + k; };
   const auto fail = [&](const std::string& msg) {
     throw Error(ErrorCode::kFormat, path + ": " + msg);

@@ -16,12 +16,6 @@ namespace {
 // longest is 27 bytes) yet small enough that a corrupt header is caught before any allocation.
 constexpr int32_t kMaxTokenLength = 1 << 16;
 
-bool is_byte_piece(std::string_view p) {
-  if (p.size() != 6 || p.substr(0, 3) != "<0x" || p[5] != '>') return false;
-  const auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); };
-  return hex(p[3]) && hex(p[4]);
-}
-
 std::string escape_spaces(std::string_view p) {
   std::string out;
   out.reserve(p.size() + 8);

@@ -23,6 +23,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tokenizer/tokenizer.h"
@@ -38,6 +39,13 @@ enum class PieceType : uint8_t {
   kUnused = 5,
   kByte = 6,
 };
+
+// A byte-fallback piece: "<0xAB>" with two upper-case hex digits.
+inline bool is_byte_piece(std::string_view p) {
+  if (p.size() != 6 || p.substr(0, 3) != "<0x" || p[5] != '>') return false;
+  const auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); };
+  return hex(p[3]) && hex(p[4]);
+}
 
 struct SpmVocab {
   // Pieces in SentencePiece form: U+2581 for a space, byte pieces spelled "<0xNN>" (uppercase).

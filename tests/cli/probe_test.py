@@ -98,14 +98,13 @@ with tempfile.TemporaryDirectory() as tmp:
     # differ in float32 rounding, ~1e-7 relative).
     train(small, "--hooks", "blocks.1.hook_resid_post,blocks.4.hook_resid_post", "--folds", "3",
           "--seed", "5", "-t", "1", data=small_tr, held=small_ev)
-    r = subprocess.run([sys.executable, REF, "--glassbox", GB, "--model", MODEL, "--probe-dir",
-                        small, "--data", small_tr, "--eval", small_ev],
-                       capture_output=True, text=True, timeout=300)
+    # The --break run reuses the features the clean run read from `glassbox cache`.
+    ref = [sys.executable, REF, "--glassbox", GB, "--model", MODEL, "--probe-dir", small,
+           "--data", small_tr, "--eval", small_ev, "--features", os.path.join(tmp, "feats.npz")]
+    r = subprocess.run(ref, capture_output=True, text=True, timeout=900)
     print(r.stdout)
     check("independent numpy reference", r.returncode == 0, r.stderr[-500:])
-    r = subprocess.run([sys.executable, REF, "--glassbox", GB, "--model", MODEL, "--probe-dir",
-                        small, "--data", small_tr, "--eval", small_ev, "--break"],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(ref + ["--break"], capture_output=True, text=True, timeout=900)
     check("the reference can fail (--break perturbs its features)", r.returncode == 1,
           r.stdout.strip().splitlines()[-1:])
 

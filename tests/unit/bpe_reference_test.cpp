@@ -22,6 +22,7 @@
 #include <sstream>
 
 #include "test_corpus.h"
+#include "test_models.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/tokenizer.h"
 
@@ -34,10 +35,8 @@ using testing::bpe_stress_lines;
 using testing::corpus_lines;
 using testing::read_file;
 
-constexpr size_t kStride = testing::kCorpusStride;
 
 const fs::path kRefDir = fs::path(GLASSBOX_SOURCE_DIR) / "tests/reference/bpe";
-const fs::path kTokenizers = fs::path(GLASSBOX_SHARED_DIR) / "models/tokenizers";
 
 std::string find_node() {
   const char* path = std::getenv("PATH");
@@ -107,7 +106,7 @@ const std::vector<std::string>& available_impls(std::string* why) {
       reason = "tests/reference/bpe/node_modules missing (run scripts/setup.sh: npm ci)";
       return out;
     }
-    const fs::path gpt2 = kTokenizers / "gpt2/tokenizer.json";
+    const fs::path gpt2 = testing::shared_tokenizers() / "gpt2/tokenizer.json";
     if (!fs::exists(gpt2)) {
       reason = "shared/models/tokenizers absent";
       return out;
@@ -174,11 +173,11 @@ class BpeCorpus : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(BpeCorpus, EveryCorpusLineMatchesEveryReference) {
   REQUIRE_REFERENCE();
-  const std::vector<std::string> lines = corpus_lines(kStride);
+  const std::vector<std::string> lines = corpus_lines(testing::kCorpusStride);
   if (lines.empty()) GTEST_SKIP() << "shared/corpus absent";
   for (const std::string& impl : impls) {
     const Comparison c =
-        compare_encode(impl, kTokenizers / GetParam() / "tokenizer.json", lines, GetParam());
+        compare_encode(impl, testing::shared_tokenizers() / GetParam() / "tokenizer.json", lines, GetParam());
     EXPECT_EQ(c.mismatches, 0u);
     EXPECT_EQ(c.round_trip_failures, 0u);
     EXPECT_EQ(c.lines, lines.size());
@@ -193,7 +192,7 @@ TEST_P(BpeCorpus, StressListMatchesEveryReference) {
   const std::vector<std::string> lines = bpe_stress_lines();
   ASSERT_GT(lines.size(), 200u);
   for (const std::string& impl : impls) {
-    const Comparison c = compare_encode(impl, kTokenizers / GetParam() / "tokenizer.json", lines,
+    const Comparison c = compare_encode(impl, testing::shared_tokenizers() / GetParam() / "tokenizer.json", lines,
                                         GetParam() + "-stress", true, impl == "rust");
     EXPECT_EQ(c.round_trip_failures, 0u);
     if (impl == "rust") {
@@ -211,7 +210,7 @@ TEST_P(BpeCorpus, StressListMatchesEveryReference) {
 // sequences) decode as the references decode them.
 TEST_P(BpeCorpus, DecodeOfRandomIdsMatchesReferences) {
   REQUIRE_REFERENCE();
-  const auto tok = load_bpe_tokenizer((kTokenizers / GetParam() / "tokenizer.json").string());
+  const auto tok = load_bpe_tokenizer((testing::shared_tokenizers() / GetParam() / "tokenizer.json").string());
   std::mt19937 rng(1234);
   std::vector<json> input;
   std::vector<std::vector<int32_t>> seqs;
@@ -230,7 +229,7 @@ TEST_P(BpeCorpus, DecodeOfRandomIdsMatchesReferences) {
   for (const std::string& impl : impls) {
     std::string why;
     const auto ref =
-        run_ref(impl, kTokenizers / GetParam() / "tokenizer.json", "decode", input, &why);
+        run_ref(impl, testing::shared_tokenizers() / GetParam() / "tokenizer.json", "decode", input, &why);
     ASSERT_TRUE(ref.has_value()) << why;
     size_t mismatches = 0;
     for (size_t i = 0; i < seqs.size(); ++i) {
@@ -251,7 +250,7 @@ INSTANTIATE_TEST_SUITE_P(Tokenizers, BpeCorpus, ::testing::Values("gpt2", "llama
 // A variant of the GPT-2 or Llama 3 file, edited by `edit`, written to the scratch directory.
 fs::path variant(const std::string& base, const std::string& name,
                  const std::function<void(json&)>& edit) {
-  json j = json::parse(read_file(kTokenizers / base / "tokenizer.json"));
+  json j = json::parse(read_file(testing::shared_tokenizers() / base / "tokenizer.json"));
   edit(j);
   const fs::path dir = scratch_dir() / name;
   fs::create_directories(dir);

@@ -12,6 +12,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "test_models.h"
 #include "tokenizer/bpe_bytes.h"
 #include "tokenizer/tokenizer.h"
 
@@ -21,7 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const fs::path kTokenizers = fs::path(GLASSBOX_SHARED_DIR) / "models/tokenizers";
 
 // The spelling of raw bytes in the GPT-2 alphabet.
 std::string spell(std::string_view bytes) {
@@ -381,7 +381,7 @@ TEST(Bpe, MalformedFilesAreErrorsNamingTheField) {
 }
 
 TEST(BpeFiles, Gpt2) {
-  const fs::path path = kTokenizers / "gpt2/tokenizer.json";
+  const fs::path path = testing::shared_tokenizers() / "gpt2/tokenizer.json";
   if (!fs::exists(path)) GTEST_SKIP() << "shared/models/tokenizers absent";
   const auto tok = load_bpe_tokenizer(path.string());
   EXPECT_EQ(tok->vocab_size(), 50257);
@@ -413,7 +413,7 @@ TEST(BpeFiles, Gpt2) {
 }
 
 TEST(BpeFiles, Llama3) {
-  const fs::path path = kTokenizers / "llama3/tokenizer.json";
+  const fs::path path = testing::shared_tokenizers() / "llama3/tokenizer.json";
   if (!fs::exists(path)) GTEST_SKIP() << "shared/models/tokenizers absent";
   const auto tok = load_bpe_tokenizer(path.string());
   EXPECT_EQ(tok->vocab_size(), 128256);

@@ -20,7 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::expect_error;
 
-std::string temp_path(const std::string& name) {
+std::string cv_temp_path(const std::string& name) {
   const fs::path dir = fs::path(::testing::TempDir()) / "control_vector_test";
   fs::create_directories(dir);
   return (dir / name).string();
@@ -53,7 +53,7 @@ Meta good_meta(int64_t count) {
 Tensor vec(int64_t d, float base = 0.5f) { return Tensor::from_floats({d}, ramp(d, base)); }
 
 TEST(ControlVector, GgufRoundTripInLlamaCppLayout) {
-  const std::string path = temp_path("round.gguf");
+  const std::string path = cv_temp_path("round.gguf");
   const ControlVector cv = sample();
   save_control_vector(cv, path);
   const ControlVector back = load_control_vector(path);
@@ -74,12 +74,12 @@ TEST(ControlVector, GgufRoundTripInLlamaCppLayout) {
 TEST(ControlVector, NpyAndSafetensorsRoundTrip) {
   ControlVector cv = sample();
   cv.directions[0] = ramp(8, 3.0f);  // allowed outside GGUF
-  const std::string npy = temp_path("round.npy");
+  const std::string npy = cv_temp_path("round.npy");
   save_control_vector(cv, npy);
   ControlVector back = load_control_vector(npy);
   EXPECT_EQ(back.d_model, 8);
   EXPECT_EQ(back.directions, cv.directions);  // zero rows 2 are not directions
-  const std::string st = temp_path("round.safetensors");
+  const std::string st = cv_temp_path("round.safetensors");
   save_control_vector(cv, st);
   back = load_control_vector(st);
   EXPECT_EQ(back.directions, cv.directions);
@@ -89,7 +89,7 @@ TEST(ControlVector, NpyAndSafetensorsRoundTrip) {
 TEST(ControlVector, Block0IsRefusedForGguf) {
   ControlVector cv = sample();
   cv.directions[0] = ramp(8, 1.0f);
-  const std::string path = temp_path("block0.gguf");
+  const std::string path = cv_temp_path("block0.gguf");
   fs::remove(path);  // from an earlier run
   expect_error([&] { save_control_vector(cv, path); }, ErrorCode::kInvalidArgument, "block 0");
   EXPECT_FALSE(fs::exists(path));
@@ -101,19 +101,19 @@ TEST(ControlVector, Block0IsRefusedForGguf) {
 TEST(ControlVector, SaveChecks) {
   ControlVector cv = sample();
   cv.directions[2] = ramp(7, 0.0f);
-  expect_error([&] { save_control_vector(cv, temp_path("w.gguf")); }, ErrorCode::kShape,
+  expect_error([&] { save_control_vector(cv, cv_temp_path("w.gguf")); }, ErrorCode::kShape,
                "direction 2 has width 7");
   cv = sample();
   cv.directions[1][2] = std::numeric_limits<float>::quiet_NaN();
-  expect_error([&] { save_control_vector(cv, temp_path("nan.npy")); }, ErrorCode::kInvalidArgument,
+  expect_error([&] { save_control_vector(cv, cv_temp_path("nan.npy")); }, ErrorCode::kInvalidArgument,
                "non-finite");
-  expect_error([&] { save_control_vector(ControlVector{}, temp_path("e.gguf")); },
+  expect_error([&] { save_control_vector(ControlVector{}, cv_temp_path("e.gguf")); },
                ErrorCode::kInvalidArgument, "no directions");
-  expect_error([&] { save_control_vector(sample(), temp_path("x.bin")); },
+  expect_error([&] { save_control_vector(sample(), cv_temp_path("x.bin")); },
                ErrorCode::kInvalidArgument, "unknown control-vector file type");
 }
 
-struct BadCase {
+struct CvBadCase {
   const char* name;
   Meta meta;
   Tensors tensors;
@@ -130,7 +130,7 @@ TEST(ControlVector, MalformedGgufTable) {
   llama_arch[0].second = gguf_string("llama");
   Meta no_count = good_meta(1);
   no_count.pop_back();
-  const std::vector<BadCase> cases = {
+  const std::vector<CvBadCase> cases = {
       {"wrong_width",
        good_meta(2),
        {{"direction.1", vec(8)}, {"direction.2", vec(7)}},
@@ -194,9 +194,9 @@ TEST(ControlVector, MalformedGgufTable) {
        "controlvector.layer_count is 3 but the file holds 1"},
       {"no_tensors", good_meta(0), {}, ErrorCode::kFormat, "no direction.N tensors"},
   };
-  for (const BadCase& c : cases) {
+  for (const CvBadCase& c : cases) {
     SCOPED_TRACE(c.name);
-    const std::string path = temp_path(std::string(c.name) + ".gguf");
+    const std::string path = cv_temp_path(std::string(c.name) + ".gguf");
     write_gguf(path, c.meta, c.tensors);
     expect_error([&] { load_control_vector(path); }, c.code, path + ": ");
     expect_error([&] { load_control_vector(path); }, c.code, c.part);
@@ -204,7 +204,7 @@ TEST(ControlVector, MalformedGgufTable) {
 }
 
 TEST(ControlVector, TruncatedAndMissingFiles) {
-  const std::string path = temp_path("trunc.gguf");
+  const std::string path = cv_temp_path("trunc.gguf");
   save_control_vector(sample(), path);
   const uintmax_t size = fs::file_size(path);
   for (uintmax_t keep : {size - 4, size / 2, uintmax_t{20}, uintmax_t{3}}) {
@@ -217,14 +217,14 @@ TEST(ControlVector, TruncatedAndMissingFiles) {
       EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
     }
   }
-  expect_error([&] { load_control_vector(temp_path("absent.gguf")); }, ErrorCode::kIo,
+  expect_error([&] { load_control_vector(cv_temp_path("absent.gguf")); }, ErrorCode::kIo,
                "absent.gguf");
-  std::ofstream(temp_path("bad.npy"), std::ios::binary) << "not numpy";
-  expect_error([&] { load_control_vector(temp_path("bad.npy")); }, ErrorCode::kFormat, "bad.npy");
+  std::ofstream(cv_temp_path("bad.npy"), std::ios::binary) << "not numpy";
+  expect_error([&] { load_control_vector(cv_temp_path("bad.npy")); }, ErrorCode::kFormat, "bad.npy");
 }
 
 TEST(ControlVector, SumScaledFiles) {
-  const std::string a = temp_path("sum_a.gguf"), b = temp_path("sum_b.safetensors");
+  const std::string a = cv_temp_path("sum_a.gguf"), b = cv_temp_path("sum_b.safetensors");
   save_control_vector(sample(), a);
   ControlVector other;
   other.d_model = 8;

@@ -162,20 +162,20 @@ class FeatureDbAutointerp : public ::testing::Test {
   std::string path_;
 };
 
-using Ids = std::vector<int64_t>;
+using Ids64 = std::vector<int64_t>;
 
 TEST_F(FeatureDbAutointerp, WithoutTablesReadsAsBefore) {
   const auto db = FeatureDb::open(path_);
   const FeatureList l = db->list(FeatureQuery());
   EXPECT_FALSE(l.has_explanations);
   EXPECT_FALSE(l.has_scores);
-  EXPECT_EQ(ids(l), (Ids{0, 1, 2, 3, 4}));
+  EXPECT_EQ(ids(l), (Ids64{0, 1, 2, 3, 4}));
   for (const auto& f : l.features) {
     EXPECT_TRUE(f.explanation.empty() && f.explainer.empty());
     EXPECT_FALSE(f.detection || f.fuzzing || f.intervention);
   }
-  EXPECT_EQ(search(*db, "ran"), (Ids{1}));
-  EXPECT_EQ(search(*db, "feline"), (Ids{}));
+  EXPECT_EQ(search(*db, "ran"), (Ids64{1}));
+  EXPECT_EQ(search(*db, "feline"), (Ids64{}));
   const auto d = db->detail(0);
   ASSERT_TRUE(d.has_value());
   EXPECT_TRUE(d->explanations.empty());
@@ -200,7 +200,7 @@ TEST_F(FeatureDbAutointerp, ExplainedNotScored) {
   EXPECT_FALSE(l.has_scores);
   EXPECT_EQ(l.features.at(0).explainer, "gpt-m");
   EXPECT_FALSE(l.features.at(0).detection.has_value());
-  EXPECT_EQ(search(*db, "kitten"), (Ids{0}));
+  EXPECT_EQ(search(*db, "kitten"), (Ids64{0}));
   const auto d = db->detail(0);
   ASSERT_EQ(d->explanations.size(), 4u);
   EXPECT_TRUE(d->explanations[0].scores.empty());
@@ -210,7 +210,7 @@ TEST_F(FeatureDbAutointerp, ExplainedNotScored) {
   exec({kScoresTables});  // score created its tables, wrote nothing yet: sorting works
   l = db->list(q);
   EXPECT_TRUE(l.has_scores);
-  EXPECT_EQ(ids(l), (Ids{0, 1, 2, 3, 4}));
+  EXPECT_EQ(ids(l), (Ids64{0, 1, 2, 3, 4}));
 }
 
 TEST_F(FeatureDbAutointerp, PrimaryExplanationAndScores) {
@@ -293,19 +293,19 @@ TEST_F(FeatureDbAutointerp, PrimaryExplanationAndScores) {
 TEST_F(FeatureDbAutointerp, SortByScoreMissingLast) {
   add_autointerp();
   const auto db = FeatureDb::open(path_);
-  EXPECT_EQ(sorted(*db, "detection", true), (Ids{2, 0, 1, 3, 4}));
-  EXPECT_EQ(sorted(*db, "detection", false), (Ids{1, 0, 2, 3, 4}));
-  EXPECT_EQ(sorted(*db, "fuzzing", true), (Ids{1, 0, 2, 3, 4}));
-  EXPECT_EQ(sorted(*db, "fuzzing", false), (Ids{0, 1, 2, 3, 4}));
-  EXPECT_EQ(sorted(*db, "intervention", false), (Ids{0, 1, 2, 3, 4}));
-  EXPECT_EQ(sorted(*db, "intervention", true), (Ids{1, 0, 2, 3, 4}));
+  EXPECT_EQ(sorted(*db, "detection", true), (Ids64{2, 0, 1, 3, 4}));
+  EXPECT_EQ(sorted(*db, "detection", false), (Ids64{1, 0, 2, 3, 4}));
+  EXPECT_EQ(sorted(*db, "fuzzing", true), (Ids64{1, 0, 2, 3, 4}));
+  EXPECT_EQ(sorted(*db, "fuzzing", false), (Ids64{0, 1, 2, 3, 4}));
+  EXPECT_EQ(sorted(*db, "intervention", false), (Ids64{0, 1, 2, 3, 4}));
+  EXPECT_EQ(sorted(*db, "intervention", true), (Ids64{1, 0, 2, 3, 4}));
   FeatureQuery q;  // paging and filters apply to the score order
   q.sort = "detection";
   q.offset = 1;
   q.limit = 2;
   FeatureList l = db->list(q);
   EXPECT_EQ(l.total, 5);
-  EXPECT_EQ(ids(l), (Ids{0, 1}));
+  EXPECT_EQ(ids(l), (Ids64{0, 1}));
   EXPECT_EQ(l.features[0].detection, 0.8);  // page rows still carry their explanation
   q = FeatureQuery();
   q.sort = "detection";
@@ -314,28 +314,28 @@ TEST_F(FeatureDbAutointerp, SortByScoreMissingLast) {
   q.max_freq = 0.45;
   l = db->list(q);
   EXPECT_EQ(l.total, 3);
-  EXPECT_EQ(ids(l), (Ids{1, 2, 3}));
+  EXPECT_EQ(ids(l), (Ids64{1, 2, 3}));
   q.text = "tree";
-  EXPECT_EQ(ids(db->list(q)), (Ids{2}));
+  EXPECT_EQ(ids(db->list(q)), (Ids64{2}));
 }
 
 TEST_F(FeatureDbAutointerp, TextSearchesExplanationsAndExamples) {
   add_autointerp();
   const auto db = FeatureDb::open(path_);
-  EXPECT_EQ(search(*db, "FELINE"), (Ids{0}));         // case-insensitive
-  EXPECT_EQ(search(*db, "itten"), (Ids{0}));          // any substring
-  EXPECT_EQ(search(*db, "feline kitten"), (Ids{0}));  // all words
-  EXPECT_EQ(search(*db, "feline hound"), (Ids{}));    // ... in the same explanation
-  EXPECT_EQ(search(*db, "zebra"), (Ids{}));           // not the primary explanation
-  EXPECT_EQ(search(*db, "quokka"), (Ids{}));
-  EXPECT_EQ(search(*db, "newer"), (Ids{}));      // nor an offline one behind an LLM one
-  EXPECT_EQ(search(*db, "hound"), (Ids{1}));     // an offline primary
-  EXPECT_EQ(search(*db, "ran"), (Ids{1}));       // example text still matches
-  EXPECT_EQ(search(*db, "sky"), (Ids{0, 3}));    // explanation of 0 OR example of 3
-  EXPECT_EQ(search(*db, "e_h"), (Ids{2}));       // '_' literal ("the hound" has "e h")
-  EXPECT_EQ(search(*db, "0%"), (Ids{1}));        // '%' literal ("2000 words" has "0 w")
-  EXPECT_EQ(search(*db, "\"cat AND"), (Ids{}));  // never an SQL or FTS syntax error
-  EXPECT_EQ(search(*db, "\\"), (Ids{}));
+  EXPECT_EQ(search(*db, "FELINE"), (Ids64{0}));         // case-insensitive
+  EXPECT_EQ(search(*db, "itten"), (Ids64{0}));          // any substring
+  EXPECT_EQ(search(*db, "feline kitten"), (Ids64{0}));  // all words
+  EXPECT_EQ(search(*db, "feline hound"), (Ids64{}));    // ... in the same explanation
+  EXPECT_EQ(search(*db, "zebra"), (Ids64{}));           // not the primary explanation
+  EXPECT_EQ(search(*db, "quokka"), (Ids64{}));
+  EXPECT_EQ(search(*db, "newer"), (Ids64{}));      // nor an offline one behind an LLM one
+  EXPECT_EQ(search(*db, "hound"), (Ids64{1}));     // an offline primary
+  EXPECT_EQ(search(*db, "ran"), (Ids64{1}));       // example text still matches
+  EXPECT_EQ(search(*db, "sky"), (Ids64{0, 3}));    // explanation of 0 OR example of 3
+  EXPECT_EQ(search(*db, "e_h"), (Ids64{2}));       // '_' literal ("the hound" has "e h")
+  EXPECT_EQ(search(*db, "0%"), (Ids64{1}));        // '%' literal ("2000 words" has "0 w")
+  EXPECT_EQ(search(*db, "\"cat AND"), (Ids64{}));  // never an SQL or FTS syntax error
+  EXPECT_EQ(search(*db, "\\"), (Ids64{}));
 }
 
 }  // namespace

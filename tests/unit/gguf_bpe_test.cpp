@@ -18,6 +18,7 @@
 #include "io/gguf.h"
 #include "io/gguf_writer.h"
 #include "test_corpus.h"
+#include "test_models.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/gguf_bpe.h"
 #include "tokenizer/tokenizer.h"
@@ -30,17 +31,15 @@ using Meta = std::vector<std::pair<std::string, GgufValue>>;
 using testing::expect_error;
 using Ids = std::vector<int32_t>;
 
-constexpr size_t kStride = testing::kCorpusStride;
 
-const fs::path kTokenizers = fs::path(GLASSBOX_SHARED_DIR) / "models/tokenizers";
 
-fs::path temp_path(const std::string& name) {
+fs::path bpe_temp_path(const std::string& name) {
   return fs::temp_directory_path() / ("glassbox_gguf_bpe_" + std::to_string(::getpid()) + name);
 }
 
 // A vocabulary-only GGUF holding `meta` (plus general.architecture), opened as a tokenizer.
 std::unique_ptr<Tokenizer> gguf_tokenizer(Meta meta, const std::string& name) {
-  const fs::path path = temp_path(name + ".gguf");
+  const fs::path path = bpe_temp_path(name + ".gguf");
   meta.insert(meta.begin(), {"general.architecture", gguf_string("llama")});
   write_gguf(path.string(), meta, {});
   auto tok = load_tokenizer(path.string());
@@ -64,7 +63,7 @@ void remove_key(Meta& meta, const std::string& key) {
 
 // Encodes every corpus and stress line both ways; returns the number of lines that differ.
 size_t mismatches(const Tokenizer& ref, const Tokenizer& gguf, const std::string& label) {
-  std::vector<std::string> lines = testing::corpus_lines(kStride);
+  std::vector<std::string> lines = testing::corpus_lines(testing::kCorpusStride);
   const std::vector<std::string> stress = testing::bpe_stress_lines();
   lines.insert(lines.end(), stress.begin(), stress.end());
   size_t bad = 0;
@@ -79,7 +78,7 @@ size_t mismatches(const Tokenizer& ref, const Tokenizer& gguf, const std::string
 class SharedVocab : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(SharedVocab, GgufEqualsTokenizerJsonOnTheCorpus) {
-  const fs::path json = kTokenizers / GetParam() / "tokenizer.json";
+  const fs::path json = testing::shared_tokenizers() / GetParam() / "tokenizer.json";
   if (!fs::exists(json) || testing::corpus_lines(1000).empty()) {
     GTEST_SKIP() << "../shared tokenizers or corpus absent";
   }
@@ -222,7 +221,7 @@ TEST(GgufBpe, MetadataRoundTripChoosesThePre) {
   const Small s = small_vocab();
   for (const char* pre : {"gpt-2", "llama-bpe", "qwen2", "tekken", "smollm", "default",
                           "deepseek-llm", "deepseek-coder"}) {
-    const fs::path path = temp_path(std::string("rt_") + pre + ".gguf");
+    const fs::path path = bpe_temp_path(std::string("rt_") + pre + ".gguf");
     Meta meta = small_meta(s, pre);
     meta.insert(meta.begin(), {"general.architecture", gguf_string("llama")});
     write_gguf(path.string(), meta, {});
@@ -240,7 +239,7 @@ TEST(GgufBpe, BadFilesAreRefusedNamingTheKey) {
   const Small s = small_vocab();
   const auto refused = [&](Meta meta, ErrorCode code, const std::string& needle) {
     meta.insert(meta.begin(), {"general.architecture", gguf_string("llama")});
-    const fs::path path = temp_path("bad.gguf");
+    const fs::path path = bpe_temp_path("bad.gguf");
     write_gguf(path.string(), meta, {});
     expect_error([&] { load_tokenizer(path.string()); }, code, needle);
     fs::remove(path);

@@ -13,11 +13,12 @@
 
 #include "expect_error.h"
 #include "io/llama2c.h"
+#include "test_models.h"
 
 namespace glassbox {
 namespace {
 
-constexpr const char* kName = "tiny.gguf";
+constexpr const char* kGgufName = "tiny.gguf";
 
 // Writes GGUF bytes field by field and remembers where named fields start, so corruption tests
 // can patch exactly the field they mean.
@@ -161,9 +162,9 @@ GgufWriter make_tiny(const TinyOptions& opt = {}) {
   return w;
 }
 
-GgufFile parse(std::vector<uint8_t> bytes) {
+GgufFile parse_gguf(std::vector<uint8_t> bytes) {
   return GgufFile::from_bytes(std::make_shared<const std::vector<uint8_t>>(std::move(bytes)),
-                              kName);
+                              kGgufName);
 }
 
 template <class T>
@@ -175,8 +176,8 @@ void patch(std::vector<uint8_t>& b, size_t at, T v) {
 using testing::expect_error;
 
 TEST(Gguf, TinyFileMetadataOfEveryType) {
-  const GgufFile f = parse(make_tiny().bytes);
-  EXPECT_EQ(f.path(), kName);
+  const GgufFile f = parse_gguf(make_tiny().bytes);
+  EXPECT_EQ(f.path(), kGgufName);
   EXPECT_EQ(f.version(), 3u);
   EXPECT_EQ(f.alignment(), 32u);
   ASSERT_EQ(f.metadata().size(), 19u);
@@ -219,7 +220,7 @@ TEST(Gguf, TinyFileMetadataOfEveryType) {
 
 TEST(Gguf, TinyFileTensors) {
   const GgufWriter w = make_tiny();
-  const GgufFile f = parse(w.bytes);
+  const GgufFile f = parse_gguf(w.bytes);
   EXPECT_EQ(f.data_offset(), w.marks.at("data"));
   ASSERT_EQ(f.tensor_infos().size(), 4u);
   const Tensor a = f.tensor("a.weight");
@@ -264,12 +265,12 @@ TEST(Gguf, TensorOutlivesFileObjectAndOpensFromDisk) {
 }
 
 TEST(Gguf, VersionTwoAndNestingLimit) {
-  EXPECT_EQ(parse(make_tiny({.version = 2}).bytes).version(), 2u);
-  const GgufFile deep = parse(make_tiny({.nested_depth = 8}).bytes);
+  EXPECT_EQ(parse_gguf(make_tiny({.version = 2}).bytes).version(), 2u);
+  const GgufFile deep = parse_gguf(make_tiny({.nested_depth = 8}).bytes);
   const GgufValue* v = &deep.get("t.nested");
   for (int i = 0; i < 7; ++i) v = &v->as_array("x").items.at(0);
   EXPECT_EQ(v->as_array("x").elem_type, GgufType::kI32);
-  expect_error([&] { parse(make_tiny({.nested_depth = 9}).bytes); }, ErrorCode::kFormat,
+  expect_error([&] { parse_gguf(make_tiny({.nested_depth = 9}).bytes); }, ErrorCode::kFormat,
                "tiny.gguf: metadata 't.nested' element: arrays nested deeper than 8 levels");
 }
 
@@ -297,21 +298,21 @@ TEST(GgufCorrupt, MetadataValueCapBoundsMemory) {
   w.put<uint32_t>(static_cast<uint32_t>(GgufType::kU8));
   w.put<uint64_t>((1u << 24) + 1);
   w.bytes.resize(w.bytes.size() + (1u << 24) + 1);
-  expect_error([&] { parse(w.bytes); }, ErrorCode::kUnsupported,
+  expect_error([&] { parse_gguf(w.bytes); }, ErrorCode::kUnsupported,
                "tiny.gguf: metadata 'big': metadata holds more than 16777216 array elements");
 }
 
 // ---- corrupted files ----
 
-struct Corruption {
+struct GgufCorruption {
   const char* name;
   std::function<void(GgufWriter&)> mutate;
   ErrorCode code;
   const char* message;  // a substring the error must contain (besides the file name)
 };
 
-const std::vector<Corruption>& corruptions() {
-  static const std::vector<Corruption> kTable = {
+const std::vector<GgufCorruption>& corruptions() {
+  static const std::vector<GgufCorruption> kTable = {
       {"bad magic", [](GgufWriter& w) { w.bytes[0] = 'X'; }, ErrorCode::kFormat, "bad magic"},
       {"version 1", [](GgufWriter& w) { patch<uint32_t>(w.bytes, w.marks["version"], 1); },
        ErrorCode::kUnsupported, "GGUF version 1 is not supported"},
@@ -431,12 +432,12 @@ const std::vector<Corruption>& corruptions() {
 }
 
 TEST(GgufCorrupt, EachCorruptionIsReportedWithFileAndField) {
-  for (const Corruption& c : corruptions()) {
+  for (const GgufCorruption& c : corruptions()) {
     SCOPED_TRACE(c.name);
     GgufWriter w = make_tiny();
     c.mutate(w);
     try {
-      parse(w.bytes);
+      parse_gguf(w.bytes);
       ADD_FAILURE() << "no error for " << c.name;
     } catch (const Error& e) {
       const std::string msg = e.what();
@@ -453,7 +454,7 @@ TEST(GgufCorrupt, EveryTruncationIsAFormatError) {
     SCOPED_TRACE(n);
     const std::vector<uint8_t> cut(w.bytes.begin(), w.bytes.begin() + static_cast<long>(n));
     try {
-      parse(cut);
+      parse_gguf(cut);
       ADD_FAILURE() << "no error at length " << n;
     } catch (const Error& e) {
       const std::string msg = e.what();
@@ -478,7 +479,7 @@ TEST(GgufCorrupt, EveryByteFlipIsAnErrorOrAValidFile) {
       std::vector<uint8_t> b = w.bytes;
       b[i] ^= x;
       try {
-        parse(b);
+        parse_gguf(b);
       } catch (const Error&) {
       }
     }
@@ -487,12 +488,8 @@ TEST(GgufCorrupt, EveryByteFlipIsAnErrorOrAValidFile) {
 
 // ---- real files converted by llama.cpp ----
 
-std::string shared_model(const char* name) {
-  return std::string(GLASSBOX_SHARED_DIR) + "/models/gguf/" + name;
-}
-
 TEST(GgufReal, Stories260KF32MatchesLlama2c) {
-  const std::string path = shared_model("stories260K-f32.gguf");
+  const std::string path = testing::shared_gguf("stories260K-f32.gguf");
   if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not present";
   const GgufFile f = GgufFile::open(path);
   EXPECT_EQ(f.version(), 3u);
@@ -538,8 +535,8 @@ TEST(GgufReal, Stories260KF32MatchesLlama2c) {
 }
 
 TEST(GgufReal, QuantizedTypesAndSizes) {
-  const std::string q8 = shared_model("synth15M-q8_0.gguf");
-  const std::string q4k = shared_model("synthK-q4_k_m.gguf");
+  const std::string q8 = testing::shared_gguf("synth15M-q8_0.gguf");
+  const std::string q4k = testing::shared_gguf("synthK-q4_k_m.gguf");
   if (!std::filesystem::exists(q8) || !std::filesystem::exists(q4k)) {
     GTEST_SKIP() << "quantized GGUF files not present";
   }

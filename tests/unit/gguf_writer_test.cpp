@@ -13,6 +13,7 @@
 #include <functional>
 
 #include "expect_error.h"
+#include "test_models.h"
 
 namespace glassbox {
 namespace {
@@ -367,10 +368,6 @@ TEST(GgufWriter, RejectsBadInputBeforeWriting) {
 
 // ---- re-writing files written by llama.cpp ----
 
-std::string shared_model(const char* name) {
-  return std::string(GLASSBOX_SHARED_DIR) + "/models/gguf/" + name;
-}
-
 // Reads `src` and writes its metadata and tensors back in file order to `dst`.
 GgufFile rewrite(const std::string& src, const std::string& dst) {
   const GgufFile f = GgufFile::open(src);
@@ -393,7 +390,7 @@ TEST(GgufWriterReal, RewritingLlamaCppFilesIsByteIdentical) {
   const std::string dir = temp_dir("real");
   int checked = 0;
   for (const char* name : {"stories260K-f32.gguf", "synth15M-q8_0.gguf", "synthK-q4_k_m.gguf"}) {
-    const std::string src = shared_model(name);
+    const std::string src = testing::shared_gguf(name);
     if (!fs::exists(src)) continue;
     SCOPED_TRACE(name);
     const std::string dst = dir + "/" + name;
@@ -411,7 +408,7 @@ TEST(GgufWriterReal, RewritingLlamaCppFilesIsByteIdentical) {
 }
 
 TEST(GgufWriterReal, IndependentPythonReaderReadsTheRewriteIdentically) {
-  const std::string src = shared_model("stories260K-f32.gguf");
+  const std::string src = testing::shared_gguf("stories260K-f32.gguf");
   if (!fs::exists(src) || !fs::exists(kPython)) GTEST_SKIP() << "model or python missing";
   const std::string dir = temp_dir("python");
   const std::string dst = dir + "/stories260K-rewritten.gguf";

@@ -13,7 +13,7 @@
 namespace glassbox {
 namespace {
 
-constexpr const char* kName = "tiny.bin";
+constexpr const char* kLlama2cName = "tiny.bin";
 
 struct Dims {
   int32_t dim = 8, hidden = 12, layers = 2, heads = 2, kv_heads = 1, vocab = 5, seq_len = 4;
@@ -62,9 +62,9 @@ std::vector<uint8_t> make_checkpoint(const Dims& d) {
   return out;
 }
 
-Llama2cCheckpoint parse(std::vector<uint8_t> bytes) {
+Llama2cCheckpoint parse_llama2c(std::vector<uint8_t> bytes) {
   return Llama2cCheckpoint::from_bytes(
-      std::make_shared<const std::vector<uint8_t>>(std::move(bytes)), kName);
+      std::make_shared<const std::vector<uint8_t>>(std::move(bytes)), kLlama2cName);
 }
 
 TEST(Llama2c, SmallCheckpointMapsEveryTensor) {
@@ -72,8 +72,8 @@ TEST(Llama2c, SmallCheckpointMapsEveryTensor) {
     SCOPED_TRACE(vocab);
     Dims d;
     d.vocab = vocab;
-    const Llama2cCheckpoint ck = parse(make_checkpoint(d));
-    EXPECT_EQ(ck.path(), kName);
+    const Llama2cCheckpoint ck = parse_llama2c(make_checkpoint(d));
+    EXPECT_EQ(ck.path(), kLlama2cName);
     const Llama2cHeader& h = ck.header();
     EXPECT_EQ(h.vocab_size, 5);
     EXPECT_EQ(h.shared_classifier, vocab > 0);
@@ -121,7 +121,7 @@ TEST(Llama2c, SmallCheckpointMapsEveryTensor) {
   }
 }
 
-struct Corruption {
+struct Llama2cCorruption {
   const char* name;
   std::function<void(std::vector<uint8_t>&)> mutate;
   ErrorCode code;
@@ -137,7 +137,7 @@ std::function<void(std::vector<uint8_t>&)> field(int index, int32_t v) {
 }
 
 TEST(Llama2cCorrupt, EachCorruptionIsReportedWithFileAndField) {
-  const Corruption table[] = {
+  const Llama2cCorruption table[] = {
       {"dim 0", field(0, 0), ErrorCode::kFormat, "header field dim = 0, expected 1..65536"},
       {"dim negative", field(0, -8), ErrorCode::kFormat, "header field dim = -8"},
       {"dim huge", field(0, 1 << 20), ErrorCode::kFormat, "header field dim = 1048576"},
@@ -177,13 +177,13 @@ TEST(Llama2cCorrupt, EachCorruptionIsReportedWithFileAndField) {
        "vocab_size -5, seq_len 4) implies 4412 bytes"},
       {"seq_len changes size", field(6, 5), ErrorCode::kFormat, "implies 4268 bytes"},
   };
-  for (const Corruption& c : table) {
+  for (const Llama2cCorruption& c : table) {
     SCOPED_TRACE(c.name);
     std::vector<uint8_t> b = make_checkpoint(Dims{});
     ASSERT_EQ(b.size(), 4252u);
     c.mutate(b);
     try {
-      parse(b);
+      parse_llama2c(b);
       ADD_FAILURE() << "no error for " << c.name;
     } catch (const Error& e) {
       const std::string msg = e.what();
@@ -199,7 +199,7 @@ TEST(Llama2cCorrupt, EveryTruncationIsAFormatError) {
   for (size_t n = 0; n < full.size(); ++n) {
     SCOPED_TRACE(n);
     try {
-      parse(std::vector<uint8_t>(full.begin(), full.begin() + static_cast<long>(n)));
+      parse_llama2c(std::vector<uint8_t>(full.begin(), full.begin() + static_cast<long>(n)));
       ADD_FAILURE() << "no error at length " << n;
     } catch (const Error& e) {
       const std::string msg = e.what();

@@ -38,7 +38,7 @@ std::vector<uint8_t> read_file(const std::string& path) {
 }
 
 fs::path temp_dir() {
-  const fs::path dir = fs::path(testing::TempDir()) / "npy_test";
+  const fs::path dir = fs::path(::testing::TempDir()) / "npy_test";
   fs::create_directories(dir);
   return dir;
 }

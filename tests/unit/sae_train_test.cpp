@@ -94,7 +94,7 @@ Sae train(const SaeTrainConfig& c, int threads, int steps, const std::vector<flo
   return t.export_sae();
 }
 
-std::string temp_path(const std::string& name) {
+std::string sae_temp_path(const std::string& name) {
   return (std::filesystem::temp_directory_path() /
           ("glassbox_sae_train_" + std::to_string(getpid()) + "_" + name))
       .string();
@@ -120,7 +120,7 @@ TEST(SaeTrain, SameSeedSameWeightsPerPoolSize) {
 
 TEST(SaeTrain, ResumeIsBitIdentical) {
   const auto data = sparse_data(4 * 256, 32, 64, 2);
-  const std::string path = temp_path("state.bin");
+  const std::string path = sae_temp_path("state.bin");
   for (SaeArch arch : kArchs) {
     SaeTrainConfig c = small_config(arch);
     c.dead_tokens = 512;
@@ -298,7 +298,7 @@ TEST(SaeTrain, BadConfigAndStateFiles) {
   expect_error([&] { t.step(x.data(), 256); }, ErrorCode::kInvalidArgument, "init_from_data");
   t.init_from_data(x.data(), 256);
   t.step(x.data(), 256);
-  const std::string path = temp_path("bad_state.bin");
+  const std::string path = sae_temp_path("bad_state.bin");
   t.save_state(path);
   SaeTrainConfig other = c;
   other.d_sae = 64;

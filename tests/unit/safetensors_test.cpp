@@ -54,7 +54,7 @@ bool python_with_numpy() {
   return fs::exists(kPython) && run(std::string(kPython) + " -c 'import numpy' 2>&1").first == 0;
 }
 
-SafetensorsFile parse(std::vector<uint8_t> bytes, const std::string& name = "t.safetensors") {
+SafetensorsFile parse_safetensors(std::vector<uint8_t> bytes, const std::string& name = "t.safetensors") {
   return SafetensorsFile::from_bytes(std::make_shared<const std::vector<uint8_t>>(std::move(bytes)),
                                      name);
 }
@@ -288,7 +288,7 @@ TEST(SafetensorsWriter, RejectsBadInputAndLeavesNoFile) {
 
 // ---- corrupted files ----
 
-struct Corruption {
+struct SafetensorsCorruption {
   const char* name;
   std::vector<uint8_t> bytes;
   ErrorCode code;
@@ -306,7 +306,7 @@ std::string one(const std::string& dtype, const std::string& shape, const std::s
   return s + "}";
 }
 
-std::vector<Corruption> corruptions() {
+std::vector<SafetensorsCorruption> corruptions() {
   const std::string ok_a = entry("a", "\"F32\"", "[2]", "[0,8]");
   std::string deep = "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":";
   for (int i = 0; i < 20; ++i) deep += "[";
@@ -416,10 +416,10 @@ std::vector<Corruption> corruptions() {
 }
 
 TEST(SafetensorsCorrupt, EachCorruptionIsReportedWithFileAndField) {
-  for (const Corruption& c : corruptions()) {
+  for (const SafetensorsCorruption& c : corruptions()) {
     SCOPED_TRACE(c.name);
     try {
-      parse(c.bytes);
+      parse_safetensors(c.bytes);
       ADD_FAILURE() << "no error for " << c.name;
     } catch (const Error& e) {
       const std::string msg = e.what();
@@ -433,7 +433,7 @@ TEST(SafetensorsCorrupt, EachCorruptionIsReportedWithFileAndField) {
 TEST(SafetensorsCorrupt, AcceptedEdgeCases) {
   // Unknown fields are ignored (as serde does), __metadata__ may come anywhere, sub-byte dtypes
   // pack, zero-size tensors may sit at a boundary, and a header without tensors is valid.
-  const SafetensorsFile f = parse(
+  const SafetensorsFile f = parse_safetensors(
       image("{\"w\":{\"extra\":{\"x\":[1,{\"y\":null}]},\"dtype\":\"F4\",\"shape\":[2,2],"
             "\"data_offsets\":[0,2]},\"__metadata__\":{},\"z\":{\"dtype\":\"BOOL\",\"shape\":[0],"
             "\"data_offsets\":[2,2]}}",
@@ -441,8 +441,8 @@ TEST(SafetensorsCorrupt, AcceptedEdgeCases) {
   EXPECT_EQ(f.find("w")->nbytes(), 2u);
   EXPECT_FALSE(f.find("w")->dtype.has_value());
   EXPECT_EQ(f.find("z")->begin, 2u);
-  EXPECT_TRUE(parse(image("{}", 0)).tensor_infos().empty());
-  EXPECT_TRUE(parse(image(" { } ", 0, false)).metadata().empty());
+  EXPECT_TRUE(parse_safetensors(image("{}", 0)).tensor_infos().empty());
+  EXPECT_TRUE(parse_safetensors(image(" { } ", 0, false)).metadata().empty());
 }
 
 TEST(SafetensorsCorrupt, EveryTruncationIsAFormatError) {
@@ -451,7 +451,7 @@ TEST(SafetensorsCorrupt, EveryTruncationIsAFormatError) {
   for (size_t n = 0; n < full.size(); ++n) {
     SCOPED_TRACE(n);
     try {
-      parse(std::vector<uint8_t>(full.begin(), full.begin() + static_cast<long>(n)));
+      parse_safetensors(std::vector<uint8_t>(full.begin(), full.begin() + static_cast<long>(n)));
       ADD_FAILURE() << "no error at length " << n;
     } catch (const Error& e) {
       const std::string msg = e.what();
@@ -468,13 +468,13 @@ TEST(SafetensorsCorrupt, EveryTruncationIsAFormatError) {
 TEST(SafetensorsCorrupt, EveryByteFlipIsAnErrorOrAValidFile) {
   // A coarse net under ASan/UBSan: any single-byte change parses or throws Error.
   const std::vector<uint8_t> full = read_bytes(kDataDir + "/tiny.safetensors");
-  const SafetensorsFile f = parse(full);
+  const SafetensorsFile f = parse_safetensors(full);
   for (size_t i = 0; i < f.data_offset(); ++i) {
     for (uint8_t x : {0x01, 0x20, 0x80, 0xff}) {
       std::vector<uint8_t> b = full;
       b[i] ^= x;
       try {
-        const SafetensorsFile g = parse(b);
+        const SafetensorsFile g = parse_safetensors(b);
         for (const SafetensorsTensorInfo& t : g.tensor_infos()) {
           if (t.dtype) g.tensor(t.name);
         }

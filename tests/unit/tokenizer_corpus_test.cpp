@@ -30,19 +30,18 @@ constexpr size_t kStride = 4;  // deterministic subsample: lines 0, 4, 8, ...
 constexpr size_t kStride = 1;  // every line
 #endif
 
-const std::string kShared = GLASSBOX_SHARED_DIR;
-const std::string kLlama2Bin = kShared + "/models/llama2-tokenizer/tokenizer.bin";
-const std::string kLlama2Model = kShared + "/models/llama2-tokenizer/tokenizer.model";
-const std::string kTok105Bin = kShared + "/models/babyllama-tok105/tok105.bin";
-const std::string kTok105Model = kShared + "/models/babyllama-tok105/tok105.model";
-const std::string kSynthGguf = kShared + "/models/gguf/synth15M-q8_0.gguf";
+const std::string kLlama2Bin = std::string(GLASSBOX_SHARED_DIR) + "/models/llama2-tokenizer/tokenizer.bin";
+const std::string kLlama2Model = std::string(GLASSBOX_SHARED_DIR) + "/models/llama2-tokenizer/tokenizer.model";
+const std::string kTok105Bin = std::string(GLASSBOX_SHARED_DIR) + "/models/babyllama-tok105/tok105.bin";
+const std::string kTok105Model = std::string(GLASSBOX_SHARED_DIR) + "/models/babyllama-tok105/tok105.model";
+const std::string kSynthGguf = std::string(GLASSBOX_SHARED_DIR) + "/models/gguf/synth15M-q8_0.gguf";
 const std::string kTok512Bin = std::string(GLASSBOX_SOURCE_DIR) + "/models/stories260K/tok512.bin";
 
 // Every line of every corpus file (split on '\n', as is), in file-name order.
 const std::vector<std::string>& corpus_lines() {
   static const std::vector<std::string> lines = [] {
     std::vector<std::string> out;
-    const fs::path dir = kShared + "/corpus";
+    const fs::path dir = std::string(GLASSBOX_SHARED_DIR) + "/corpus";
     if (!fs::is_directory(dir)) return out;
     std::vector<fs::path> files;
     for (const auto& e : fs::directory_iterator(dir)) {

@@ -22,7 +22,6 @@ using Bytes = std::vector<uint8_t>;
 using Ids = std::vector<int32_t>;
 
 const std::string kTok512 = std::string(GLASSBOX_SOURCE_DIR) + "/models/stories260K/tok512.bin";
-const std::string kShared = GLASSBOX_SHARED_DIR;
 
 void put_i32(Bytes& b, int32_t v) {
   uint8_t raw[4];
@@ -348,7 +347,7 @@ TEST(TokenizerGguf, ErrorsNameTheKey) {
 }
 
 TEST(TokenizerGguf, RealFileCarriesTheTok512Vocabulary) {
-  const std::string path = kShared + "/models/gguf/stories260K-f32.gguf";
+  const std::string path = std::string(GLASSBOX_SHARED_DIR) + "/models/gguf/stories260K-f32.gguf";
   if (!fs::exists(path)) GTEST_SKIP() << path << " absent";
   const auto gguf = load_gguf_tokenizer(GgufFile::open(path));
   const auto bin = load_llama2c_tokenizer(kTok512, 512);

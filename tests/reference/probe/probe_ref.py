@@ -13,7 +13,10 @@ span, and training used --pool last). From those features this script, on its ow
   3. probabilities on the held-out set within 1e-8 absolute, AUROC (average ranks) within 1e-3
      of metrics.json's heldout_auroc (a near-tie that flips order moves it by 1 / (n1 n0))
 With --break the features are perturbed (noise on 1% of the values) and checks must fail.
-usage: probe_ref.py --glassbox BIN --model M --probe-dir DIR --data TRAIN --eval EVAL [--break]
+--features F.npz keeps the features read from glassbox in F (written when absent, read when
+present), so that a --break run after a clean one costs no second round of `glassbox cache`.
+usage: probe_ref.py --glassbox BIN --model M --probe-dir DIR --data TRAIN --eval EVAL
+                    [--features F.npz] [--break]
 Exit 0 = all checks passed, 1 = a mismatch.
 """
 import argparse
@@ -119,6 +122,7 @@ def main():
     ap.add_argument("--probe-dir", required=True)
     ap.add_argument("--data", required=True)
     ap.add_argument("--eval", required=True)
+    ap.add_argument("--features")
     ap.add_argument("--break", dest="brk", action="store_true")
     a = ap.parse_args()
     metrics = json.load(open(os.path.join(a.probe_dir, "metrics.json")))
@@ -130,9 +134,18 @@ def main():
         if not ok:
             failures.append(label)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        xtr, ytr = features(a.glassbox, a.model, a.data, hooks, tmp)
-        xev, yev = features(a.glassbox, a.model, a.eval, hooks, tmp)
+    if a.features and os.path.exists(a.features):
+        z = np.load(a.features)
+        xtr = {h: z["train:" + h] for h in hooks}
+        xev = {h: z["eval:" + h] for h in hooks}
+        ytr, yev = z["ytr"], z["yev"]
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            xtr, ytr = features(a.glassbox, a.model, a.data, hooks, tmp)
+            xev, yev = features(a.glassbox, a.model, a.eval, hooks, tmp)
+        if a.features:
+            np.savez(a.features, ytr=ytr, yev=yev, **{"train:" + h: xtr[h] for h in hooks},
+                     **{"eval:" + h: xev[h] for h in hooks})
     if a.brk:
         rng = np.random.default_rng(0)
         for h in hooks:
