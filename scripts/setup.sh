@@ -53,4 +53,35 @@ if command -v npm >/dev/null 2>&1; then
   npm_ci "$ROOT/tests/reference/bpe" "BPE reference"
   npm_ci "$ROOT/tests/web" "web explorer"
 fi
+
+# llama.cpp's headers (include/, ggml/include/) for the llama.cpp reference checks
+# (tests/reference/llama_cpp), at the release of the libraries in ../shared/anchors/llama.cpp-0ad4a86:
+# the npm package node-llama-cpp 3.22.1 carries that source as a git bundle. Checked against a
+# pinned sha256; without them those checks skip. Into build/deps/ (not tracked).
+LLAMA_CPP_HEADERS="$ROOT/build/deps/llama.cpp-v0.5.0"
+llama_cpp_headers() {
+  local tgz=node-llama-cpp-3.22.1.tgz tmp
+  local want=a0d9dd80eacd2ab1cfe71aee57ac8a806487fd70b3d2a38fbec637752d9e5c5f
+  if [ -f "$LLAMA_CPP_HEADERS/include/llama.h" ]; then
+    echo "setup: llama.cpp headers present"
+    return 0
+  fi
+  tmp="$(mktemp -d)"
+  if (cd "$tmp" && npm pack node-llama-cpp@3.22.1 --silent --no-audit --no-fund >/dev/null) &&
+     echo "$want  $tmp/$tgz" | sha256sum -c --quiet &&
+     tar -xzf "$tmp/$tgz" -C "$tmp" package/llama/gitRelease.bundle &&
+     git clone -q --bare "$tmp/package/llama/gitRelease.bundle" "$tmp/src.git" &&
+     mkdir -p "$LLAMA_CPP_HEADERS" &&
+     git --git-dir="$tmp/src.git" archive HEAD include ggml/include LICENSE |
+       tar -x -C "$LLAMA_CPP_HEADERS"; then
+    echo "setup: llama.cpp headers in $LLAMA_CPP_HEADERS"
+  else
+    rm -rf "$LLAMA_CPP_HEADERS"
+    echo "setup: could not fetch llama.cpp's headers; the llama.cpp reference checks will skip" >&2
+  fi
+  rm -rf "$tmp"
+}
+if command -v npm >/dev/null 2>&1; then
+  llama_cpp_headers
+fi
 echo "setup: done"

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "io/atomic_file.h"
+
 namespace glassbox::cli {
 
 void add_model_options(CLI::App& cmd, ModelArgs& args, bool with_tokenizer) {
@@ -10,7 +12,8 @@ void add_model_options(CLI::App& cmd, ModelArgs& args, bool with_tokenizer) {
       ->required();
   if (with_tokenizer) {
     cmd.add_option("--tokenizer", args.tokenizer_path,
-                   "Tokenizer (.model SentencePiece or llama2.c tok*.bin); default: the GGUF "
+                   "Tokenizer (tokenizer.json, GGUF vocabulary, .model SentencePiece or llama2.c "
+                   "tok*.bin); default: the GGUF "
                    "vocabulary or a tokenizer file beside the model");
   }
   cmd.add_option("--threads,-t", args.threads, "Threads (default: all cores)");
@@ -77,6 +80,12 @@ std::vector<int32_t> input_ids(const Model& model, const ModelArgs& margs, const
                                                  std::to_string(model.config().n_ctx));
   }
   return ids;
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  AtomicFile f(path);
+  f.write(text.data(), text.size());
+  f.commit();
 }
 
 std::vector<std::string> split_list(const std::string& text) {

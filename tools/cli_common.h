@@ -40,6 +40,9 @@ std::vector<int32_t> input_ids(const Model& model, const ModelArgs& margs, const
 // "a,b,,c" -> {"a", "b", "c"} (empty items dropped), for comma-separated list options.
 std::vector<std::string> split_list(const std::string& text);
 
+// Writes `text` to `path` atomically (a reader sees the old file or the whole new one).
+void write_text(const std::string& path, const std::string& text);
+
 // Each subcommand registers itself and returns the action to run after parsing.
 using Action = std::function<int()>;
 Action register_info(CLI::App& app);

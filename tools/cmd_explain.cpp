@@ -103,8 +103,7 @@ int explain_llm(const FeatureDb& db, autointerp::ExplanationStore& store,
   const auto explain_one = [&](int64_t id) {
     const auto detail = db.detail(id);
     if (!detail) return;
-    const auto messages =
-        autointerp::explainer_prompt(autointerp::readable_examples(*detail), a.top, a.per_band);
+    const auto messages = autointerp::explainer_prompt(*detail, a.top, a.per_band);
     const autointerp::CachedReply reply = cached_reply(client, store, spend, messages);
     autointerp::Explanation e;
     e.feature = id;

@@ -20,7 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct TrainArgs {
+struct ProbeTrainArgs {
   ModelArgs model;
   std::string data, eval, hooks = "blocks.*.hook_resid_post", out, pool = "last";
   std::string lambdas = "1e-4,1e-3,1e-2,1e-1,1";
@@ -29,17 +29,11 @@ struct TrainArgs {
   bool shuffle_labels = false;
 };
 
-struct EvalArgs {
+struct ProbeEvalArgs {
   ModelArgs model;
   std::string probe, data;
   std::optional<std::string> text, pool;
 };
-
-void write_text(const fs::path& path, const std::string& text) {
-  AtomicFile f(path.string());
-  f.write(text.data(), text.size());
-  f.commit();
-}
 
 // NaN (one class absent) becomes null in JSON and "-" in the table.
 json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
@@ -77,7 +71,7 @@ ProbeFeatures features(const Model& model, const Tokenizer& tok, const std::stri
   }
 }
 
-int run_train(TrainArgs& a) {
+int run_probe_train(ProbeTrainArgs& a) {
   const ProbePool pool = parse_probe_pool(a.pool);
   CvOptions cv;
   cv.lambdas = parse_lambdas(a.lambdas);
@@ -180,7 +174,7 @@ int run_train(TrainArgs& a) {
   return 0;
 }
 
-int run_eval(EvalArgs& a) {
+int run_probe_eval(ProbeEvalArgs& a) {
   if (a.text.has_value() == !a.data.empty()) {
     throw Error(ErrorCode::kInvalidArgument, "give one of --data or --text");
   }
@@ -228,7 +222,7 @@ Action register_probe(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "probe", "Linear probes: L2 logistic regression on hook activations (docs/probes.md)");
   cmd->require_subcommand(1);
-  auto t = std::make_shared<TrainArgs>();
+  auto t = std::make_shared<ProbeTrainArgs>();
   auto* train = cmd->add_subcommand(
       "train",
       "Fit one probe per hook on a labelled JSONL dataset (text, label, optional span/token); "
@@ -247,7 +241,7 @@ Action register_probe(CLI::App& app) {
   train->add_flag("--shuffle-labels", t->shuffle_labels,
                   "Control: permute the training labels (held-out labels stay true)");
   train->add_option("--out,-o", t->out, "Output directory")->required();
-  auto e = std::make_shared<EvalArgs>();
+  auto e = std::make_shared<ProbeEvalArgs>();
   auto* eval = cmd->add_subcommand(
       "eval", "Score saved probes: metrics on --data (JSON) or per-token P(label 1) on --text");
   add_model_options(*eval, e->model);
@@ -256,8 +250,8 @@ Action register_probe(CLI::App& app) {
   eval->add_option("--text", e->text, "One text: probability at every token");
   eval->add_option("--pool", e->pool, "Override the probes' pooling rule: last or mean");
   return [cmd, train, t, e] {
-    if (train->parsed()) return run_train(*t);
-    return run_eval(*e);
+    if (train->parsed()) return run_probe_train(*t);
+    return run_probe_eval(*e);
   };
 }
 

@@ -90,7 +90,7 @@ std::unique_ptr<Subject> load_subject(const std::map<std::string, std::string>& 
 }
 
 // Positives: the first top examples and the quantile-band samples (several quantiles), at most
-// `n`, spread evenly over that list; `d` has readable tokens (autointerp::readable_examples).
+// `n`, spread evenly over that list (tokens as display text, as the database holds them).
 std::vector<ScoringSample> positives(const FeatureDetail& d, int64_t n) {
   std::vector<const FeatureExample*> all;
   for (size_t i = 0; i < d.top.size() && i < 10; ++i) all.push_back(&d.top[i]);
@@ -135,8 +135,7 @@ class Scorer {
     std::vector<autointerp::ScoreRecord> out;
     const auto detail = db_.detail(job.feature);
     if (!detail) return out;
-    const std::vector<ScoringSample> pos =
-        positives(autointerp::readable_examples(*detail), a_.positives);
+    const std::vector<ScoringSample> pos = positives(*detail, a_.positives);
     for (const std::string& method : job.methods) {
       autointerp::ScoreRecord s;
       if (method == "detection") {
@@ -300,8 +299,7 @@ int run_score(ScoreArgs& a) {
   if (needs("detection") || needs("intervention")) subject = load_subject(meta, a);
   if (needs("detection")) {
     std::vector<std::string> vocab_text;
-    for (const VocabEntry& v : store.vocab())
-      vocab_text.push_back(autointerp::readable_piece(v.piece));
+    for (const VocabEntry& v : store.vocab()) vocab_text.push_back(v.display);
     autointerp::ContextOptions co;
     co.corpus = split_list(meta_path(meta, "corpus", a.corpus, "--corpus"));
     co.ctx = std::stoll(meta.at("ctx"));

@@ -93,7 +93,8 @@ Action register_tokenize(CLI::App& app) {
       "tokenize", "Text to token ids (one JSON array per input), or ids to text with --decode");
   auto a = std::make_shared<TokenizeArgs>();
   auto* tok = cmd->add_option("--tokenizer", a->tokenizer_path,
-                              "Tokenizer file (.model SentencePiece or llama2.c tok*.bin)");
+                              "Tokenizer file: tokenizer.json, GGUF (its vocabulary), .model "
+                              "SentencePiece or llama2.c tok*.bin");
   auto* model = cmd->add_option("--model,-m", a->model_path,
                                 "Model whose tokenizer to use (GGUF vocabulary or file beside it)");
   tok->excludes(model);

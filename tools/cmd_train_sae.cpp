@@ -41,12 +41,6 @@ struct TrainArgs {
   SaeTrainConfig config;
 };
 
-void write_text(const fs::path& path, const std::string& text) {
-  AtomicFile f(path.string());
-  f.write(text.data(), text.size());
-  f.commit();
-}
-
 // The settings a resumed run must share with the one that started.
 json settings_json(const TrainArgs& a, const SaeTrainConfig& c, const StoreRowStream& data) {
   return {{"store", fs::weakly_canonical(fs::absolute(a.store)).string()},

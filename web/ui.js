@@ -33,12 +33,10 @@ export function fmt(x, digits = 3) {
 
 export const pct = (x) => (x === undefined || x === null ? "–" : `${fmt(100 * x)}%`);
 
-// A token's text with its whitespace visible: SentencePiece's "▁" is a space, byte tokens
-// <0x0A> etc. become their character, a newline shows as "↵" and a tab as "→".
-export function tokenText(piece) {
-  let s = String(piece ?? "").replace(/▁/g, " ");
-  s = s.replace(/<0x([0-9A-Fa-f]{2})>/g, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
-  return s.replace(/\n/g, "↵").replace(/\t/g, "→");
+// A token's display text (the server sends decoded text, never raw "▁"/"Ġ" pieces) with its
+// line breaks and tabs visible: a newline shows as "↵" and a tab as "→".
+export function tokenText(text) {
+  return String(text ?? "").replace(/\n/g, "↵").replace(/\t/g, "→");
 }
 
 // Background for an activation: transparent at <= 0, up to full orange at act >= max.

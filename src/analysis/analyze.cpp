@@ -279,15 +279,16 @@ AnalyzeResult analyze(const Model& model, const Tokenizer& tok, const Sae& sae,
     vocab[id].piece = tok.piece(id);
     const int32_t one[1] = {id};
     vocab[id].text = trim(tok.decode(one));
+    vocab[id].display = token_display_text(tok, id);
   }
-  const auto piece = [&](int32_t id) {
-    return id >= 0 && id < static_cast<int32_t>(vocab.size()) ? vocab[id].piece : std::string();
+  const auto display = [&](int32_t id) {
+    return id >= 0 && id < static_cast<int32_t>(vocab.size()) ? vocab[id].display : std::string();
   };
   db.begin();
   db.put_vocab(vocab);
   for (int64_t f = 0; f < m; ++f) {
     FeatureDetail dt = stats.detail(f, st.pass1_rows);
-    if (!dt.top.empty()) dt.summary.max_token = piece(dt.top[0].ids[dt.top[0].center]);
+    if (!dt.top.empty()) dt.summary.max_token = display(dt.top[0].ids[dt.top[0].center]);
     if (dt.summary.n_fires > 0) ++result.alive;
     const auto fill = [&](FeatureExample& e) { e.text = tok.decode(e.ids); };
     for (FeatureExample& e : dt.top) fill(e);

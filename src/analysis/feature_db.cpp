@@ -11,8 +11,7 @@
 namespace glassbox {
 namespace {
 
-constexpr const char* kFormatName = "glassbox-features";
-constexpr const char* kSchemaVersion = "1";
+constexpr const char* kFeatureDbFormat = "glassbox-features";
 
 // The schema (docs/analysis.md). Example rows: band -1 = top examples, band b >= 0 = samples of
 // quantile band b. Blobs are little-endian arrays (ids int32, acts float32, hist_edges float64,
@@ -20,9 +19,11 @@ constexpr const char* kSchemaVersion = "1";
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS state(key TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS vocab(id INTEGER PRIMARY KEY, piece TEXT NOT NULL, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vocab(id INTEGER PRIMARY KEY, piece TEXT NOT NULL, text TEXT NOT NULL,
+                                 display TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS vocab_by_piece ON vocab(piece);
 CREATE INDEX IF NOT EXISTS vocab_by_text ON vocab(text);
+CREATE INDEX IF NOT EXISTS vocab_by_display ON vocab(display);
 CREATE TABLE IF NOT EXISTS features(
   id INTEGER PRIMARY KEY, n_fires INTEGER NOT NULL, freq REAL NOT NULL, mean_act REAL NOT NULL,
   max_act REAL NOT NULL, max_token TEXT NOT NULL, hist_edges BLOB NOT NULL,
@@ -62,13 +63,13 @@ std::map<std::string, std::string> check_format(const sqlite::Db& db) {
     throw Error(ErrorCode::kFormat,
                 db.path() + ": not a glassbox feature database (" + sqlite3_errmsg(db.get()) + ")");
   }
-  if (meta["format"] != kFormatName) {
+  if (meta["format"] != kFeatureDbFormat) {
     throw Error(ErrorCode::kFormat, db.path() + ": not a glassbox feature database");
   }
-  if (meta["schema_version"] != kSchemaVersion) {
+  if (meta["schema_version"] != kFeatureDbSchemaVersion) {
     throw Error(ErrorCode::kFormat, db.path() + ": feature database schema version '" +
                                         meta["schema_version"] + "', this build reads '" +
-                                        kSchemaVersion + "'");
+                                        kFeatureDbSchemaVersion + "'");
   }
   return meta;
 }
@@ -177,11 +178,11 @@ struct FeatureDb::Impl {
   explicit Impl(const std::string& path) : db(path, SQLITE_OPEN_READONLY) {}
   sqlite::Db db;
   std::map<std::string, std::string> meta;
-  std::vector<std::string> pieces;  // vocab id -> display piece
+  std::vector<std::string> display;  // vocab id -> the token's text as shown to people
   int64_t d_sae = 0;
 
-  std::string piece(int64_t id) const {
-    return id >= 0 && id < static_cast<int64_t>(pieces.size()) ? pieces[id] : std::string();
+  std::string token_text(int64_t id) const {
+    return id >= 0 && id < static_cast<int64_t>(display.size()) ? display[id] : std::string();
   }
   FeatureExample example(const sqlite::Stmt& q) const {
     // columns: act, doc, pos, center, ids, acts, text
@@ -193,7 +194,7 @@ struct FeatureDb::Impl {
     e.ids = q.vec<int32_t>(4);
     e.acts = q.vec<float>(5);
     e.text = q.text(6);
-    for (int32_t id : e.ids) e.tokens.push_back(piece(id));
+    for (int32_t id : e.ids) e.tokens.push_back(token_text(id));
     return e;
   }
 
@@ -308,13 +309,13 @@ std::unique_ptr<FeatureDb> FeatureDb::open(const std::string& path) {
   } catch (const std::exception&) {
     throw Error(ErrorCode::kFormat, path + ": bad meta field 'd_sae'");
   }
-  sqlite::Stmt q(impl->db, "SELECT id, piece FROM vocab ORDER BY id");
+  sqlite::Stmt q(impl->db, "SELECT id, display FROM vocab ORDER BY id");
   while (q.step()) {
     const int64_t id = q.i64(0);
-    if (id != static_cast<int64_t>(impl->pieces.size())) {
+    if (id != static_cast<int64_t>(impl->display.size())) {
       throw Error(ErrorCode::kFormat, path + ": vocab table is not dense");
     }
-    impl->pieces.push_back(q.text(1));
+    impl->display.push_back(q.text(1));
   }
   return std::unique_ptr<FeatureDb>(new FeatureDb(path, std::move(impl)));
 }
@@ -368,7 +369,7 @@ FeatureList FeatureDb::list(const FeatureQuery& query) const {
   if (!query.token.empty()) {
     where +=
         " AND id IN (SELECT feature FROM examples WHERE band = -1 AND center_id IN "
-        "(SELECT id FROM vocab WHERE piece = ?4 OR text = ?4))";
+        "(SELECT id FROM vocab WHERE piece = ?4 OR text = ?4 OR display = ?4))";
   }
   auto bind = [&](sqlite::Stmt& q) {
     if (query.min_freq) q.bind(1, *query.min_freq);
@@ -470,7 +471,7 @@ std::optional<FeatureDetail> FeatureDb::detail(int64_t id) const {
     while (q.step()) {
       LogitEffect e;
       e.id = static_cast<int32_t>(q.i64(1));
-      e.token = impl_->piece(e.id);
+      e.token = impl_->token_text(e.id);
       e.value = q.f64(2);
       (q.i64(0) > 0 ? d.positive : d.negative).push_back(std::move(e));
     }
@@ -504,8 +505,8 @@ FeatureDbWriter::FeatureDbWriter(const std::string& path) {
     sqlite::Transaction t(impl_->db);
     impl_->db.exec(kSchema);
     sqlite::Stmt q(impl_->db, "INSERT INTO meta(key, value) VALUES (?1, ?2)");
-    q.bind(1, std::string("format")).bind(2, std::string(kFormatName)).run();
-    q.bind(1, std::string("schema_version")).bind(2, std::string(kSchemaVersion)).run();
+    q.bind(1, std::string("format")).bind(2, std::string(kFeatureDbFormat)).run();
+    q.bind(1, std::string("schema_version")).bind(2, std::string(kFeatureDbSchemaVersion)).run();
     q.bind(1, std::string("status")).bind(2, std::string("running")).run();
     t.commit();
   }
@@ -541,9 +542,11 @@ void FeatureDbWriter::vacuum() { impl_->db.exec("VACUUM"); }
 
 void FeatureDbWriter::put_vocab(const std::vector<VocabEntry>& vocab) {
   impl_->db.exec("DELETE FROM vocab");
-  sqlite::Stmt q(impl_->db, "INSERT INTO vocab(id, piece, text) VALUES (?1, ?2, ?3)");
+  sqlite::Stmt q(impl_->db,
+                 "INSERT INTO vocab(id, piece, text, display) VALUES (?1, ?2, ?3, ?4)");
   for (size_t i = 0; i < vocab.size(); ++i) {
-    q.bind(1, static_cast<int64_t>(i)).bind(2, vocab[i].piece).bind(3, vocab[i].text).run();
+    q.bind(1, static_cast<int64_t>(i)).bind(2, vocab[i].piece).bind(3, vocab[i].text);
+    q.bind(4, vocab[i].display).run();
   }
 }
 

@@ -22,7 +22,7 @@ struct FeatureSummary {
   double freq = 0;      // n_fires / tokens analysed
   double mean_act = 0;  // mean over firing tokens
   double max_act = 0;
-  std::string max_token;  // display piece of the token at the top example's maximum ("" if none)
+  std::string max_token;  // display text of the token at the top example's maximum ("" if none)
   // The primary explanation (docs/autointerp.md): the newest LLM one, else the 'offline' one;
   // both empty when the feature has none.
   std::string explanation, explainer;
@@ -57,7 +57,7 @@ struct FeatureExample {
   int64_t pos = 0;                  // document token index of the centre token
   int32_t center = 0;               // index of the centre token in `ids`
   std::vector<int32_t> ids;         // token ids of the window
-  std::vector<std::string> tokens;  // their display pieces
+  std::vector<std::string> tokens;  // their display texts (token_display_text)
   std::vector<float> acts;          // the latent's activation at each of them
   std::string text;                 // the window decoded (what text search matches)
 };
@@ -69,7 +69,7 @@ struct QuantileBand {
 
 struct LogitEffect {
   int32_t id = 0;
-  std::string token;
+  std::string token;  // display text
   double value = 0;  // (W_dec[f] after the final norm's scale) . W_U[:, id]
 };
 
@@ -94,7 +94,7 @@ struct FeatureQuery {
   // Words, all required: FTS5 prefix match over one top example's text, or case-insensitive
   // substrings of the primary explanation (empty = any)
   std::string text;
-  std::string token;  // exact display piece or decoded text of a top example's centre token
+  std::string token;  // a top example's centre token: its piece, display text or trimmed text
   bool include_dead = true;
   int64_t offset = 0, limit = 50;
 };
@@ -130,10 +130,15 @@ class FeatureDb {
   std::unique_ptr<Impl> impl_;
 };
 
-// One vocabulary entry as stored in the database: the display piece and the token decoded on its
-// own with surrounding whitespace trimmed (what a search by token matches besides the piece).
+// One vocabulary entry as stored in the database: the piece as the vocabulary spells it
+// ("\u2581On", "\u0120the"), the token decoded on its own with surrounding whitespace trimmed
+// (what a search by token matches besides the piece), and the text shown to people
+// (token_display_text: " On", " the").
+// The schema this build writes and reads (docs/analysis.md); 2 added vocab.display.
+inline constexpr const char* kFeatureDbSchemaVersion = "2";
+
 struct VocabEntry {
-  std::string piece, text;
+  std::string piece, text, display;
 };
 
 // The writing side, used by `glassbox analyze` only; one thread. Writes go into the transaction

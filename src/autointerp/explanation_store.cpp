@@ -47,9 +47,10 @@ void check_feature_db(const sqlite::Db& db) {
     throw Error(ErrorCode::kFormat, db.path() + ": not a glassbox feature database (meta format '" +
                                         meta["format"] + "')");
   }
-  if (meta["schema_version"] != "1") {
+  if (meta["schema_version"] != kFeatureDbSchemaVersion) {
     throw Error(ErrorCode::kFormat, db.path() + ": feature database schema version '" +
-                                        meta["schema_version"] + "', this build reads '1'");
+                                        meta["schema_version"] + "', this build reads '" +
+                                        kFeatureDbSchemaVersion + "'");
   }
   if (meta["status"] != "done") {
     throw Error(ErrorCode::kFormat, db.path() + ": analysis unfinished (status '" + meta["status"] +
@@ -277,14 +278,14 @@ void ExplanationStore::put_cached(const std::string& key, const CachedReply& rep
 
 std::vector<VocabEntry> ExplanationStore::vocab() const {
   std::lock_guard lock(mu_);
-  sqlite::Stmt q(*db_, "SELECT id, piece, text FROM vocab ORDER BY id");
+  sqlite::Stmt q(*db_, "SELECT id, piece, text, display FROM vocab ORDER BY id");
   std::vector<VocabEntry> out;
   while (q.step()) {
     // Ids index the vector, so a gap would shift every later token.
     if (q.i64(0) != static_cast<int64_t>(out.size())) {
       throw Error(ErrorCode::kFormat, path_ + ": vocab table is not dense");
     }
-    out.push_back({q.text(1), q.text(2)});
+    out.push_back({q.text(1), q.text(2), q.text(3)});
   }
   return out;
 }

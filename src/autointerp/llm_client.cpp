@@ -83,7 +83,7 @@ std::optional<Endpoint> parse_endpoint(const std::string& url) {
 }
 
 // One line, at most kMaxDetail bytes: server bodies go into single-line CLI errors.
-std::string one_line(const std::string& s) {
+std::string one_line_detail(const std::string& s) {
   std::string out = s.substr(0, kMaxDetail);
   for (char& c : out) {
     if (static_cast<unsigned char>(c) < 0x20) c = ' ';
@@ -97,12 +97,12 @@ std::string error_detail(const std::string& body) {
   const json j = json::parse(body, nullptr, false);
   if (j.is_object() && j.contains("error")) {
     const json& e = j["error"];
-    if (e.is_string()) return one_line(e.get<std::string>());
+    if (e.is_string()) return one_line_detail(e.get<std::string>());
     if (e.is_object() && e.contains("message") && e["message"].is_string()) {
-      return one_line(e["message"].get<std::string>());
+      return one_line_detail(e["message"].get<std::string>());
     }
   }
-  return body.empty() ? "(empty body)" : one_line(body);
+  return body.empty() ? "(empty body)" : one_line_detail(body);
 }
 
 enum class Outcome { kOk, kRetry, kFatal };
@@ -123,7 +123,7 @@ int64_t usage_count(const json& usage, const char* key) {
 
 Attempt parse_reply(const std::string& body) {
   const json j = json::parse(body, nullptr, false);
-  if (j.is_discarded()) return retry("malformed reply (not JSON): " + one_line(body));
+  if (j.is_discarded()) return retry("malformed reply (not JSON): " + one_line_detail(body));
   const json* content = nullptr;
   if (j.is_object() && j.contains("choices") && j["choices"].is_array() && !j["choices"].empty()) {
     const json& choice = j["choices"][0];
@@ -133,7 +133,7 @@ Attempt parse_reply(const std::string& body) {
     }
   }
   if (content == nullptr || !content->is_string()) {
-    return retry("malformed reply (no choices[0].message.content string): " + one_line(body));
+    return retry("malformed reply (no choices[0].message.content string): " + one_line_detail(body));
   }
   Attempt a;
   a.outcome = Outcome::kOk;

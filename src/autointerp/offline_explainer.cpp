@@ -182,7 +182,13 @@ int64_t BaseRates::bigram_count(int32_t prev, int32_t token) const {
 
 std::string term_text(const VocabEntry& entry) {
   std::string t = trim(entry.text);
-  return t.empty() ? trim(entry.piece) : t;
+  if (t.empty()) t = trim(entry.display);
+  if (t.empty()) {  // whitespace only: line breaks and tabs are worth naming, spaces are not
+    for (const char c : entry.display) {
+      if (c == '\n' || c == '\t') t += c;
+    }
+  }
+  return t;
 }
 
 std::string json_quote(const std::string& s) {

@@ -45,8 +45,9 @@ struct OfflineExplanation {
 };
 
 // The text a token is quoted by (and what a judge should match it against): its decoded text
-// trimmed, else its display piece trimmed (byte and control tokens decode to whitespace or
-// nothing); "" means the token is never quoted.
+// trimmed, else its display text trimmed (control tokens decode to nothing but display as "<s>"),
+// else the line breaks and tabs of a whitespace-only token; "" (spaces only, or nothing) means
+// the token is never quoted. Never a raw piece ("\u2581", "<0x0A>").
 std::string term_text(const VocabEntry& entry);
 
 // JSON string literal of `s` ("..." with ", \ and control bytes escaped; other bytes as they are),

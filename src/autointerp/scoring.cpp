@@ -93,27 +93,9 @@ std::vector<std::string> word_terms(const std::string& s) {
 
 // ---- matching ----------------------------------------------------------------------------------
 
-// A token's text for matching: the display space markers (SentencePiece U+2581, byte-level BPE
-// U+0120 and U+010A) read as whitespace, ASCII lowercased.
-std::string match_text(const std::string& token) {
-  std::string out;
-  for (size_t i = 0; i < token.size(); ++i) {
-    const std::string_view rest = std::string_view(token).substr(i);
-    if (rest.starts_with("\xE2\x96\x81")) {
-      out += ' ';
-      i += 2;
-    } else if (rest.starts_with("\xC4\xA0")) {
-      out += ' ';
-      i += 1;
-    } else if (rest.starts_with("\xC4\x8A")) {
-      out += '\n';
-      i += 1;
-    } else {
-      out += ascii_lower(token[i]);
-    }
-  }
-  return out;
-}
+// A token's text for matching: its display text (token_display_text: spaces are spaces, not
+// U+2581 or U+0120 markers), ASCII lowercased.
+std::string match_text(const std::string& token) { return ascii_lower(token); }
 
 // Which tokens lie in a token or run of tokens whose trimmed text equals a term.
 class TermMatcher {

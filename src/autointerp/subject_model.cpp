@@ -10,59 +10,6 @@
 #include "steer/interventions.h"
 
 namespace glassbox::autointerp {
-namespace {
-
-bool starts_with_at(const std::string& s, size_t i, const char* prefix) {
-  return s.compare(i, std::char_traits<char>::length(prefix), prefix) == 0;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
-
-std::string readable_piece(const std::string& piece) {
-  // A whole-piece byte token <0xNN>: newline, tab or printable ASCII become the character.
-  if (piece.size() == 6 && piece.compare(0, 3, "<0x") == 0 && piece[5] == '>') {
-    const int hi = hex_value(piece[3]), lo = hex_value(piece[4]);
-    if (hi >= 0 && lo >= 0) {
-      const int byte = hi * 16 + lo;
-      if (byte == '\n' || byte == '\t' || (byte >= 0x20 && byte < 0x7f))
-        return std::string(1, static_cast<char>(byte));
-    }
-    return piece;
-  }
-  std::string out;
-  for (size_t i = 0; i < piece.size();) {
-    if (starts_with_at(piece, i, "\xE2\x96\x81")) {  // U+2581, SentencePiece's space
-      out += ' ';
-      i += 3;
-    } else if (starts_with_at(piece, i, "\xC4\xA0")) {  // U+0120, GPT-2's space
-      out += ' ';
-      i += 2;
-    } else if (starts_with_at(piece, i, "\xC4\x8A")) {  // U+010A, GPT-2's newline
-      out += '\n';
-      i += 2;
-    } else {
-      out += piece[i++];
-    }
-  }
-  return out;
-}
-
-FeatureDetail readable_examples(FeatureDetail detail) {
-  const auto fix = [](std::vector<FeatureExample>& examples) {
-    for (FeatureExample& e : examples)
-      for (std::string& t : e.tokens) t = readable_piece(t);
-  };
-  fix(detail.top);
-  for (QuantileBand& b : detail.quantiles) fix(b.examples);
-  return detail;
-}
 
 ContextPool::ContextPool(const Model& model, const Tokenizer& tokenizer, const Sae& sae,
                          const ContextOptions& o, const std::vector<std::string>& vocab_text) {

@@ -20,12 +20,6 @@
 
 namespace glassbox::autointerp {
 
-// A token's display piece as text a reader sees: SentencePiece's U+2581 and GPT-2's U+0120 as a
-// space, U+010A and <0x0A> as a newline, other <0xNN> bytes as the byte when printable ASCII.
-std::string readable_piece(const std::string& piece);
-// `detail` with every example token (top and band samples) made readable, as prompts show them.
-FeatureDetail readable_examples(FeatureDetail detail);
-
 struct ContextOptions {
   std::vector<std::string> corpus;
   int64_t ctx = 128;    // window length with the BOS (analyze's --ctx)
@@ -40,7 +34,7 @@ class ContextPool {
  public:
   // Runs the model over the corpus's windows (analyze's windows, in order) until n_contexts
   // contexts are cut, at seeded random positions after the BOS. `vocab_text[id]` is the
-  // readable text of each token.
+  // display text of each token (token_display_text; the database's vocab.display).
   ContextPool(const Model& model, const Tokenizer& tokenizer, const Sae& sae,
               const ContextOptions& options, const std::vector<std::string>& vocab_text);
 

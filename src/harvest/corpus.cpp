@@ -10,11 +10,6 @@ namespace {
 
 constexpr std::string_view kMarker = "<|endoftext|>";
 
-bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 bool blank(std::string_view s) { return s.find_first_not_of(" \t\r\n") == std::string_view::npos; }
 
 }  // namespace
@@ -30,7 +25,7 @@ bool CorpusReader::open_next_file() {
   map_ = MappedFile::open(paths_[static_cast<size_t>(file_)]);
   pos_ = 0;
   line_ = 0;
-  jsonl_ = ends_with(paths_[static_cast<size_t>(file_)], ".jsonl");
+  jsonl_ = paths_[static_cast<size_t>(file_)].ends_with(".jsonl");
   return true;
 }
 

@@ -23,7 +23,7 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr const char* kFormatName = "glassbox.activation_store";
+constexpr const char* kStoreFormat = "glassbox.activation_store";
 constexpr int kFormatVersion = 1;
 constexpr int kDocColumns = 4;
 
@@ -111,7 +111,7 @@ void write_manifest(const std::string& dir, const StoreManifest& m) {
                       {"sha256", sh.sha256}});
   }
   const json j = {
-      {"format", kFormatName},
+      {"format", kStoreFormat},
       {"version", kFormatVersion},
       {"model",
        {{"path", s.model_path}, {"sha256", s.model_sha256}, {"architecture", s.architecture}}},
@@ -139,9 +139,9 @@ StoreManifest read_manifest(const std::string& dir) {
   if (!in) throw Error(ErrorCode::kIo, path + ": cannot open");
   const json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) bad_manifest(path, "not valid JSON");
-  if (!j.is_object() || j.value("format", "") != kFormatName) {
+  if (!j.is_object() || j.value("format", "") != kStoreFormat) {
     bad_manifest(path, std::string("not a glassbox activation store manifest (format is not \"") +
-                           kFormatName + "\")");
+                           kStoreFormat + "\")");
   }
   if (j.value("version", 0) != kFormatVersion) {
     bad_manifest(path, "unsupported store version " + j["version"].dump());

@@ -16,7 +16,7 @@
 namespace glassbox {
 namespace {
 
-constexpr char kMagic[] = "\x93NUMPY";
+constexpr char kNpyMagic[] = "\x93NUMPY";
 constexpr size_t kMagicLen = 6;
 constexpr size_t kAlign = 64;  // numpy's ARRAY_ALIGN: data starts at a multiple of this
 
@@ -233,7 +233,7 @@ std::string npy_header(DType dtype, const Shape& shape) {
     const size_t total = (unpadded + kAlign - 1) / kAlign * kAlign;
     const size_t header_len = total - kMagicLen - 2 - len_bytes;
     if (major == 1 && header_len > 0xffff) continue;
-    std::string out(kMagic, kMagicLen);
+    std::string out(kNpyMagic, kMagicLen);
     out += static_cast<char>(major);
     out += '\0';
     for (size_t i = 0; i < len_bytes; ++i) out += static_cast<char>((header_len >> (8 * i)) & 0xff);
@@ -270,7 +270,7 @@ Tensor read_npy(const std::string& path) {
 Tensor decode_npy(const uint8_t* data, size_t size, const std::string& name) {
   ByteReader r(data, size, name);
   const uint8_t* magic = r.take(kMagicLen, "npy magic");
-  if (std::memcmp(magic, kMagic, kMagicLen) != 0) r.fail("bad npy magic (expected \\x93NUMPY)");
+  if (std::memcmp(magic, kNpyMagic, kMagicLen) != 0) r.fail("bad npy magic (expected \\x93NUMPY)");
   const auto major = r.read<uint8_t>("npy major version");
   const auto minor = r.read<uint8_t>("npy minor version");
   if (major < 1 || major > 3 || minor != 0) {

@@ -110,11 +110,6 @@ class IndexHandler : public nlohmann::json_sax<Json> {
   bool seen_weight_map_ = false;
 };
 
-bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix.data(), suffix.size()) == 0;
-}
-
 }  // namespace
 
 ShardedSafetensors ShardedSafetensors::open(const std::string& path) {
@@ -132,7 +127,7 @@ ShardedSafetensors ShardedSafetensors::open(const std::string& path) {
       throw Error(ErrorCode::kNotFound,
                   path + ": holds neither " + kSingleFileName + " nor " + kIndexFileName);
     }
-  } else if (ends_with(path, ".index.json")) {
+  } else if (path.ends_with(".index.json")) {
     index_path = path;
   } else {
     s.path_ = path;

@@ -17,7 +17,7 @@ namespace {
 
 using sae_train::Params;
 
-constexpr char kMagic[8] = {'G', 'B', 'S', 'A', 'E', 'T', 'R', 'N'};
+constexpr char kTrainStateMagic[8] = {'G', 'B', 'S', 'A', 'E', 'T', 'R', 'N'};
 constexpr uint32_t kStateVersion = 1;
 constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kAdamEps = 1e-8;
 constexpr double kThresholdEma = 0.99;  // batchtopk: threshold <- 0.99 t + 0.01 min kept
@@ -355,7 +355,7 @@ void SaeTrainer::save_state(const std::string& path) const {
   const Impl& s = *impl_;
   AtomicFile f(path);
   const auto put = [&](const auto& v) { f.write(&v, sizeof(v)); };
-  f.write(kMagic, sizeof(kMagic));
+  f.write(kTrainStateMagic, sizeof(kTrainStateMagic));
   put(kStateVersion);
   put(static_cast<uint8_t>(s.cfg.arch));
   put(s.cfg.d_in);
@@ -386,7 +386,7 @@ void SaeTrainer::load_state(const std::string& path) {
   Impl& s = *impl_;
   const auto file = MappedFile::open(path);
   ByteReader r(file->data(), file->size(), path);
-  if (r.read_string(sizeof(kMagic), "magic") != std::string(kMagic, sizeof(kMagic))) {
+  if (r.read_string(sizeof(kTrainStateMagic), "magic") != std::string(kTrainStateMagic, sizeof(kTrainStateMagic))) {
     r.fail("not a glassbox SAE training state (bad magic)");
   }
   if (r.read<uint32_t>("version") != kStateVersion) r.fail("unsupported state version");

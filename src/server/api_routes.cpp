@@ -12,6 +12,7 @@
 #include "server/monitor_request.h"
 #include "server/server_state.h"
 #include "server/steering_request.h"
+#include "tokenizer/tokenizer.h"
 
 namespace glassbox::server {
 namespace {
@@ -131,7 +132,7 @@ FeatureQuery parse_feature_query(const httplib::Request& req) {
   return q;
 }
 
-void model_route(const ServerState& s, const httplib::Request&, httplib::Response& res) {
+void api_model_route(const ServerState& s, const httplib::Request&, httplib::Response& res) {
   const ModelConfig& c = s.model->config();
   json sae = nullptr;
   if (s.sae) {
@@ -237,7 +238,9 @@ void run_route(ServerState& s, const httplib::Request& req, httplib::Response& r
   StreamDecoder decoder(*s.tokenizer);
   for (int64_t t = 0; t < n; ++t) {
     const int32_t id = ids[static_cast<size_t>(t)];
-    tokens.push_back({{"id", id}, {"token", s.tokenizer->piece(id)}, {"text", decoder.push(id)}});
+    tokens.push_back({{"id", id},
+                      {"token", token_display_text(*s.tokenizer, id)},
+                      {"text", decoder.push(id)}});
   }
   if (n > 0) tokens.back()["text"] = tokens.back()["text"].get<std::string>() + decoder.flush();
 
@@ -292,7 +295,7 @@ void generate_route(ServerState& s, const httplib::Request& req, httplib::Respon
 std::vector<RouteInfo> register_api_routes(httplib::Server& svr, ServerState& state) {
   ServerState* s = &state;
   svr.Get("/api/model",
-          guarded(state, true, [s](const auto& q, auto& r) { model_route(*s, q, r); }));
+          guarded(state, true, [s](const auto& q, auto& r) { api_model_route(*s, q, r); }));
   svr.Get("/api/features",
           guarded(state, true, [s](const auto& q, auto& r) { features_route(*s, q, r); }));
   svr.Get("/api/features/([^/]+)",

@@ -154,7 +154,7 @@ void models_route(const ServerState& s, const httplib::Request&, httplib::Respon
                                          {"owned_by", "glassbox"}}})}});
 }
 
-void model_route(const ServerState& s, const httplib::Request& req, httplib::Response& res) {
+void openai_model_route(const ServerState& s, const httplib::Request& req, httplib::Response& res) {
   const std::string id = req.matches[1];
   if (id != s.model_name)
     throw HttpError(404, "model: no model '" + id + "' (this server has '" + s.model_name + "')",
@@ -297,7 +297,7 @@ std::vector<RouteInfo> register_openai_routes(httplib::Server& svr, ServerState&
   svr.Get("/v1/models",
           guarded(state, true, [s](const auto& q, auto& r) { models_route(*s, q, r); }));
   svr.Get("/v1/models/([^/]+)",
-          guarded(state, true, [s](const auto& q, auto& r) { model_route(*s, q, r); }));
+          guarded(state, true, [s](const auto& q, auto& r) { openai_model_route(*s, q, r); }));
   svr.Post("/v1/completions",
            guarded(state, true, [s](const auto& q, auto& r) { completions_route(*s, q, r); }));
   svr.Post("/v1/chat/completions",

@@ -10,10 +10,10 @@
 namespace glassbox {
 namespace {
 
-using Matrix = std::vector<double>;  // row-major
+using RowsMatrix = std::vector<double>;  // row-major
 
 // Rows of a float32 [n, d] tensor as doubles.
-Matrix to_double(const Tensor& t, const char* what, int64_t* n, int64_t* d) {
+RowsMatrix to_double(const Tensor& t, const char* what, int64_t* n, int64_t* d) {
   if (t.dtype() != DType::kF32 || t.ndim() != 2) {
     throw Error(ErrorCode::kShape, std::string(what) +
                                        " activations must be float32 [n, d_model], got " +
@@ -22,10 +22,10 @@ Matrix to_double(const Tensor& t, const char* what, int64_t* n, int64_t* d) {
   *n = t.dim(0);
   *d = t.dim(1);
   const std::span<const float> f = t.floats();
-  return Matrix(f.begin(), f.end());
+  return RowsMatrix(f.begin(), f.end());
 }
 
-std::vector<double> mean_rows(const Matrix& m, int64_t n, int64_t d) {
+std::vector<double> mean_rows(const RowsMatrix& m, int64_t n, int64_t d) {
   std::vector<double> mean(static_cast<size_t>(d), 0.0);
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t j = 0; j < d; ++j) mean[j] += m[i * d + j];
@@ -41,8 +41,8 @@ double norm(const std::vector<double>& v) {
 }
 
 // Eigenvector of the largest eigenvalue of the symmetric m x m matrix `a` (cyclic Jacobi).
-std::vector<double> top_eigenvector_jacobi(Matrix a, int64_t m) {
-  Matrix v(static_cast<size_t>(m * m), 0.0);
+std::vector<double> top_eigenvector_jacobi(RowsMatrix a, int64_t m) {
+  RowsMatrix v(static_cast<size_t>(m * m), 0.0);
   for (int64_t i = 0; i < m; ++i) v[i * m + i] = 1.0;
   double total = 0;
   for (double x : a) total += x * x;
@@ -88,11 +88,11 @@ std::vector<double> top_eigenvector_jacobi(Matrix a, int64_t m) {
 }
 
 // First principal direction (unit) of the centred rows x [n, d]: the top right singular vector.
-std::vector<double> first_component(const Matrix& x, int64_t n, int64_t d) {
+std::vector<double> first_component(const RowsMatrix& x, int64_t n, int64_t d) {
   constexpr int64_t kJacobiMax = 512;
   std::vector<double> dir(static_cast<size_t>(d), 0.0);
   if (n <= d && n <= kJacobiMax) {  // Gram matrix x x^T [n, n]; dir = x^T u
-    Matrix g(static_cast<size_t>(n * n), 0.0);
+    RowsMatrix g(static_cast<size_t>(n * n), 0.0);
     for (int64_t i = 0; i < n; ++i) {
       for (int64_t j = i; j < n; ++j) {
         double s = 0;
@@ -105,7 +105,7 @@ std::vector<double> first_component(const Matrix& x, int64_t n, int64_t d) {
       for (int64_t k = 0; k < d; ++k) dir[k] += u[i] * x[i * d + k];
     }
   } else if (d <= kJacobiMax) {  // covariance x^T x [d, d]
-    Matrix c(static_cast<size_t>(d * d), 0.0);
+    RowsMatrix c(static_cast<size_t>(d * d), 0.0);
     for (int64_t i = 0; i < n; ++i) {
       for (int64_t j = 0; j < d; ++j) {
         for (int64_t k = j; k < d; ++k) c[j * d + k] += x[i * d + j] * x[i * d + k];
@@ -166,8 +166,8 @@ SteerReduce parse_steer_reduce(const std::string& text) {
 std::vector<float> steering_direction(const Tensor& positive, const Tensor& negative,
                                       SteerMethod method, bool normalize) {
   int64_t n_pos = 0, n_neg = 0, d = 0, d_neg = 0;
-  const Matrix p = to_double(positive, "positive", &n_pos, &d);
-  const Matrix q = to_double(negative, "negative", &n_neg, &d_neg);
+  const RowsMatrix p = to_double(positive, "positive", &n_pos, &d);
+  const RowsMatrix q = to_double(negative, "negative", &n_neg, &d_neg);
   if (d != d_neg) {
     throw Error(ErrorCode::kShape, "positive activations have width " + std::to_string(d) +
                                        " but negative ones " + std::to_string(d_neg));
@@ -201,7 +201,7 @@ std::vector<float> steering_direction(const Tensor& positive, const Tensor& nega
       throw Error(ErrorCode::kInvalidArgument,
                   "pca needs at least 2 pairs (use mean_diff for one)");
     }
-    Matrix diff(p.size());
+    RowsMatrix diff(p.size());
     for (size_t i = 0; i < p.size(); ++i) diff[i] = p[i] - q[i];
     const std::vector<double> mean = mean_rows(diff, n_pos, d);
     double var = 0;

@@ -71,6 +71,28 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   }
 }
 
+std::string token_display_text(const Tokenizer& tokenizer, int32_t id) {
+  std::string raw;
+  if (const std::optional<std::string_view> bytes = tokenizer.token_bytes(id)) {
+    raw = *bytes;
+  } else if (const std::optional<uint8_t> byte = tokenizer.byte_value(id)) {
+    raw = std::string(1, static_cast<char>(*byte));
+  } else {
+    const std::string piece = tokenizer.piece(id);  // throws when out of range
+    for (size_t i = 0; i < piece.size();) {
+      if (piece.compare(i, utf8::kSpaceSymbol.size(), utf8::kSpaceSymbol) == 0) {
+        raw += ' ';
+        i += utf8::kSpaceSymbol.size();
+      } else {
+        raw += piece[i++];
+      }
+    }
+  }
+  std::string out;
+  bpe_bytes::append_utf8_lossy(raw, &out);
+  return out;
+}
+
 std::string StreamDecoder::push(int32_t id) {
   if (id < 0 || id >= tokenizer_.vocab_size()) {
     throw Error(ErrorCode::kInvalidArgument,

@@ -60,6 +60,13 @@ class Tokenizer {
   std::vector<int32_t> encode(std::string_view text, bool add_bos, bool add_eos) const;
 };
 
+// What a person should see for one token, as TransformerLens's to_str_tokens shows it: the
+// token's own text with its leading space kept (SentencePiece's U+2581 and byte-level BPE's
+// "\u0120" become " "), a byte piece as its byte, control tokens as their piece ("<s>"); bytes
+// that do not form a whole UTF-8 character (a character split across tokens) become U+FFFD,
+// so the result is always valid UTF-8. Throws Error(kInvalidArgument) when `id` is out of range.
+std::string token_display_text(const Tokenizer& tokenizer, int32_t id);
+
 // Loads a tokenizer file by content: a GGUF file's embedded vocabulary (a model or a
 // vocabulary-only GGUF; tensors are not read), a Hugging Face tokenizer.json (a JSON object; a
 // directory holding tokenizer.json also works), a llama2.c vocabulary (.bin; vocab size taken

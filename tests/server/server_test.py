@@ -194,6 +194,12 @@ def test_routes(srv):
               and abs(ex["acts"][ex["center"]] - ex["act"]) < 1e-4
               and abs(ex["act"] - d["max_act"]) < 1e-4)
     check(f"/api/features/{fid} detail", ok, d if not ok else "")
+    # Text for people, never raw SentencePiece pieces: a leading space is a space (stories260K's
+    # pieces nearly all start with U+2581), examples' and logit effects' tokens likewise.
+    shown = [f["max_token"] for f in ma["features"]] + d["top_examples"][0]["tokens"] + \
+        [e["token"] for e in d["logits"]["positive"] + d["logits"]["negative"]]
+    check("tokens shown as display text", not any("\u2581" in t for t in shown)
+          and sum(t.startswith(" ") for t in shown) > len(shown) // 4, shown[:20])
     # Text search (FTS over top-example text): a common word matches some features, a made-up
     # one none.
     status, _, srch = srv.json("GET", "/api/features?q=was&limit=500")

@@ -221,7 +221,8 @@ class FeatureDbTest : public ::testing::Test {
     w.begin();
     w.set_meta("d_sae", "3");
     w.set_meta("hook", "blocks.0.hook_resid_post");
-    w.put_vocab({{"<s>", "<s>"}, {"\u2581cat", "cat"}, {"\u2581dog", "dog"}, {"s", "s"}});
+    w.put_vocab({{"<s>", "<s>", "<s>"}, {"\u2581cat", "cat", " cat"}, {"\u2581dog", "dog", " dog"},
+                 {"s", "s", "s"}});
     const double freqs[3] = {0.5, 0.0, 0.1};
     for (int64_t f = 0; f < 3; ++f) {
       FeatureDetail d;
@@ -299,14 +300,14 @@ TEST_F(FeatureDbTest, ListAndDetail) {
   ASSERT_TRUE(d.has_value());
   ASSERT_EQ(d->top.size(), 2u);
   EXPECT_EQ(d->top[0].act, 2.5);
-  EXPECT_EQ(d->top[0].tokens, (std::vector<std::string>{"s", "\u2581cat", "s"}));
+  EXPECT_EQ(d->top[0].tokens, (std::vector<std::string>{"s", " cat", "s"}));  // display text
   EXPECT_EQ(d->top[0].text, "s cat s");
   EXPECT_EQ(d->hist_counts, (std::vector<int64_t>{3, 4}));
   ASSERT_EQ(d->quantiles.size(), 1u);
   EXPECT_EQ(d->quantiles[0].hi, 1.5);
   ASSERT_EQ(d->quantiles[0].examples.size(), 1u);
   ASSERT_EQ(d->positive.size(), 1u);
-  EXPECT_EQ(d->positive[0].token, "\u2581dog");
+  EXPECT_EQ(d->positive[0].token, " dog");
   ASSERT_EQ(d->negative.size(), 2u);
   EXPECT_EQ(d->negative[1].value, -0.125);
   EXPECT_FALSE(db->detail(3).has_value());

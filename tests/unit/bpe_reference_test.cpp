@@ -334,7 +334,9 @@ TEST(BpeVariants, MatchRustReference) {
     const fs::path path = variant(c.base, c.name, c.edit);
     const Comparison r = compare_encode("rust", path, lines, c.name, c.lossless);
     EXPECT_EQ(r.mismatches, 0u) << c.name;
-    if (c.lossless) EXPECT_EQ(r.round_trip_failures, 0u) << c.name;
+    if (c.lossless) {
+      EXPECT_EQ(r.round_trip_failures, 0u) << c.name;
+    }
   }
 }
 

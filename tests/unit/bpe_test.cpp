@@ -217,6 +217,21 @@ TEST(Bpe, StreamDecoderHoldsSplitCharacters) {
   }
 }
 
+// What people are shown per token: the bytes as text ("\u0120the" is " the"), never the
+// GPT-2 alphabet spelling; a character split across tokens shows as U+FFFD in each part.
+TEST(Bpe, DisplayTextIsTheTokensBytes) {
+  json j = make_json({{" ", "t"}, {" t", "h"}, {"\xF0", "\x9F"}, {"\n", "\n"}});
+  j["added_tokens"] = {{{"id", 300}, {"content", "<|eot|>"}, {"special", true}}};
+  const auto tok = build(j);
+  EXPECT_EQ(tok->piece(id_of(j, " th")), "\xC4\xA0th");  // the piece as the vocabulary spells it
+  EXPECT_EQ(token_display_text(*tok, id_of(j, " th")), " th");
+  EXPECT_EQ(token_display_text(*tok, id_of(j, "\n\n")), "\n\n");
+  EXPECT_EQ(token_display_text(*tok, id_of(j, "\xF0\x9F")), "\xEF\xBF\xBD");
+  EXPECT_EQ(token_display_text(*tok, 0x80), "\xEF\xBF\xBD");
+  EXPECT_EQ(token_display_text(*tok, 300), "<|eot|>");
+  EXPECT_THROW(token_display_text(*tok, tok->vocab_size()), Error);
+}
+
 TEST(Bpe, LongInputsStayFast) {
   const auto tok = build(make_json({{"a", "a"}, {"aa", "aa"}, {" ", " "}}));
   for (const std::string& text : {std::string(1 << 20, 'a'), std::string(1 << 20, ' ') + "x",

@@ -41,7 +41,9 @@ TEST(F32Kernels, DotAndGemvMatchDouble) {
         const double tol = 1e-6 * mag + 1e-7;
         EXPECT_NEAR(y[r], ref, tol) << "k=" << k << " row " << r;
         EXPECT_NEAR(dot_f32(w.data() + r * k, x.data(), k), ref, tol);
-        if (r > 0) EXPECT_NEAR(part[r - 1], ref, tol);
+        if (r > 0) {
+          EXPECT_NEAR(part[r - 1], ref, tol);
+        }
       }
     }
   }
@@ -58,7 +60,9 @@ TEST(F32Kernels, ExpAndSoftmaxMatchLibm) {
     const double ref = std::exp(static_cast<double>(x[i]));
     ref_sum += ref;
     if (ref > 1e-30) worst = std::max(worst, std::abs(e[i] - ref) / ref);
-    if (x[i] < -88.0f) EXPECT_LT(e[i], 1e-37f);
+    if (x[i] < -88.0f) {
+      EXPECT_LT(e[i], 1e-37f);
+    }
   }
   EXPECT_EQ(e.back(), 0.0f);  // exp(-inf)
   EXPECT_LT(worst, 4e-7) << "worst relative error of exp";

@@ -95,11 +95,11 @@ class FeatureDbAutointerp : public ::testing::Test {
     FeatureDbWriter w(path_);
     w.begin();
     w.set_meta("d_sae", "5");
-    w.put_vocab({{"<s>", "<s>"},
-                 {"\u2581cat", "cat"},
-                 {"\u2581dog", "dog"},
-                 {"\u2581tree", "tree"},
-                 {"\u2581sky", "sky"}});
+    w.put_vocab({{"<s>", "<s>", "<s>"},
+                 {"\u2581cat", "cat", " cat"},
+                 {"\u2581dog", "dog", " dog"},
+                 {"\u2581tree", "tree", " tree"},
+                 {"\u2581sky", "sky", " sky"}});
     const char* texts[5] = {"the cat sat", "a dog ran", "big tree", "blue sky", ""};
     for (int64_t f = 0; f < 5; ++f) {
       FeatureDetail d;

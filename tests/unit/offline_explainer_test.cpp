@@ -8,18 +8,18 @@ namespace glassbox::autointerp {
 namespace {
 
 std::vector<VocabEntry> test_vocab() {
-  return {{"<s>", ""},                       // 0: decodes to nothing
-          {"\u2581Lily", "Lily"},            // 1
-          {"\u2581was", "was"},              // 2
-          {"\u2581the", "the"},              // 3
-          {"\u2581Lucy", "Lucy"},            // 4
-          {"\u2581happy", "happy"},          // 5
-          {"\u2581say", "say \"hi\" \\o/"},  // 6: quotes and a backslash
-          {"<0x0A>", ""},                    // 7: falls back to the piece
-          {" ", " "}};                       // 8: nothing left to quote
+  return {{"<s>", "", "<s>"},                          // 0: decodes to nothing
+          {"\u2581Lily", "Lily", " Lily"},              // 1
+          {"\u2581was", "was", " was"},                 // 2
+          {"\u2581the", "the", " the"},                 // 3
+          {"\u2581Lucy", "Lucy", " Lucy"},              // 4
+          {"\u2581happy", "happy", " happy"},           // 5
+          {"\u2581say", "say \"hi\" \\o/", " say"},     // 6: quotes and a backslash
+          {"<0x0A>", "", "\n"},                        // 7: a line break, named as such
+          {"\u0120", "", " "}};                         // 8: nothing left to quote
 }
 
-FeatureExample ctx(std::vector<int32_t> ids, std::vector<float> acts) {
+FeatureExample ex_ctx(std::vector<int32_t> ids, std::vector<float> acts) {
   FeatureExample e;
   e.ids = std::move(ids);
   e.acts = std::move(acts);
@@ -41,9 +41,9 @@ BaseRates test_base() {
 // Lily start their contexts).
 FeatureDetail lily_feature() {
   FeatureDetail d;
-  d.top = {ctx({3, 1, 2, 5}, {0, 2, 0, 0}), ctx({1, 2, 3}, {1.5f, 0.5f, 0}),
-           ctx({3, 1, 2}, {0, 1, 0}), ctx({3, 4, 2}, {0, 1, 0})};
-  d.quantiles.push_back({0, 0.5, {ctx({1}, {0.3f}), ctx({3}, {0.2f})}});
+  d.top = {ex_ctx({3, 1, 2, 5}, {0, 2, 0, 0}), ex_ctx({1, 2, 3}, {1.5f, 0.5f, 0}),
+           ex_ctx({3, 1, 2}, {0, 1, 0}), ex_ctx({3, 4, 2}, {0, 1, 0})};
+  d.quantiles.push_back({0, 0.5, {ex_ctx({1}, {0.3f}), ex_ctx({3}, {0.2f})}});
   return d;
 }
 
@@ -89,10 +89,10 @@ TEST(OfflineExplainer, BigramFallsBackToSecondTokenRateWithoutBigramCounts) {
 TEST(OfflineExplainer, SmallSharesAreListedButNotQuoted) {
   // 30 firing positions: Lily 28 (5 after "the"), Lucy 1, was 1.
   FeatureDetail d;
-  for (int i = 0; i < 5; ++i) d.top.push_back(ctx({3, 1}, {0, 1}));
-  for (int i = 0; i < 23; ++i) d.top.push_back(ctx({1}, {1}));
-  d.top.push_back(ctx({4}, {1}));
-  d.top.push_back(ctx({2}, {1}));
+  for (int i = 0; i < 5; ++i) d.top.push_back(ex_ctx({3, 1}, {0, 1}));
+  for (int i = 0; i < 23; ++i) d.top.push_back(ex_ctx({1}, {1}));
+  d.top.push_back(ex_ctx({4}, {1}));
+  d.top.push_back(ex_ctx({2}, {1}));
   const auto x = explain_offline(d, test_base(), test_vocab());
   ASSERT_TRUE(x.has_value());
   // Lucy: share 1/30 < 5%, lift 3.3: listed, not quoted. "the Lily": 5/30 < 20%, lift 33.
@@ -104,33 +104,35 @@ TEST(OfflineExplainer, SmallSharesAreListedButNotQuoted) {
   EXPECT_EQ(x->text, "fires on \"Lily\" (93% of activations, 33x base rate)");
 }
 
-TEST(OfflineExplainer, EscapesQuotesAndFallsBackToThePiece) {
+TEST(OfflineExplainer, EscapesQuotesAndNamesLineBreaksNotPieces) {
   FeatureDetail d;
-  d.top = {ctx({6}, {1}), ctx({6}, {1}), ctx({7}, {1}), ctx({8}, {1})};
+  d.top = {ex_ctx({6}, {1}), ex_ctx({6}, {1}), ex_ctx({7}, {1}), ex_ctx({8}, {1})};
   BaseRates base;
   base.counts = {0, 0, 0, 0, 0, 0, 2, 1, 1};
   base.total = 100;
   const auto x = explain_offline(d, base, test_vocab());
   ASSERT_TRUE(x.has_value());
-  // token 6: 2/4 over 0.02 = 25x; token 7 (newline, quoted by its piece): 1/4 over 0.01 = 25x;
-  // token 8 is whitespace only and never quoted.
+  // token 6: 2/4 over 0.02 = 25x; token 7 (a line break, quoted as "\n", never as its piece
+  // <0x0A>): 1/4 over 0.01 = 25x; token 8 is spaces only and never quoted.
   ASSERT_EQ(x->tokens.size(), 2u);
-  EXPECT_EQ(x->tokens[1].text, "<0x0A>");
+  EXPECT_EQ(x->tokens[1].text, "\n");
   EXPECT_EQ(x->text,
-            "fires on \"say \\\"hi\\\" \\\\o/\" (50% of activations, 25x base rate), \"<0x0A>\" "
+            "fires on \"say \\\"hi\\\" \\\\o/\" (50% of activations, 25x base rate), \"\\n\" "
             "(25%, 25x)");
 }
 
 TEST(OfflineExplainer, JsonQuote) {
   EXPECT_EQ(json_quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
   EXPECT_EQ(json_quote("x\ny\x01\xC3\xA9"), "\"x\\ny\\u0001\xC3\xA9\"");
-  EXPECT_EQ(term_text({"\u2581cat", "  cat \n"}), "cat");
-  EXPECT_EQ(term_text({" <s> ", ""}), "<s>");
+  EXPECT_EQ(term_text({"\u2581cat", "  cat \n", " cat"}), "cat");
+  EXPECT_EQ(term_text({"<s>", "", " <s> "}), "<s>");
+  EXPECT_EQ(term_text({"\u010a\u010a", "", "\n\n"}), "\n\n");
+  EXPECT_EQ(term_text({"\u2581\u2581", "", "  "}), "");
 }
 
 TEST(OfflineExplainer, CommonTokenOnlyQuotesNothing) {
   FeatureDetail d;
-  d.top = {ctx({3}, {1}), ctx({3}, {1}), ctx({5, 3}, {0, 1})};
+  d.top = {ex_ctx({3}, {1}), ex_ctx({3}, {1}), ex_ctx({5, 3}, {0, 1})};
   BaseRates base = test_base();
   base.counts[3] = 1000;  // "the" at every stored position: share 1, lift exactly 1
   base.bigrams.push_back({bigram_key(5, 3), 1000});  // "happy the" as common: lift 1/3
@@ -143,7 +145,7 @@ TEST(OfflineExplainer, CommonTokenOnlyQuotesNothing) {
 TEST(OfflineExplainer, DeadFeatureHasNoExplanation) {
   EXPECT_FALSE(explain_offline(FeatureDetail(), test_base(), test_vocab()).has_value());
   FeatureDetail d;
-  d.top = {ctx({1, 2}, {0, 0})};  // contexts but no firing position
+  d.top = {ex_ctx({1, 2}, {0, 0})};  // contexts but no firing position
   EXPECT_FALSE(explain_offline(d, test_base(), test_vocab()).has_value());
 }
 

@@ -28,7 +28,7 @@ namespace fs = std::filesystem;
 using glassbox::testing::expect_error;
 using json = nlohmann::json;
 
-fs::path temp_dir(const std::string& name) {
+fs::path sae_temp_dir(const std::string& name) {
   const fs::path p =
       fs::temp_directory_path() / ("glassbox_sae_test_" + std::to_string(::getpid()) + "_" + name);
   fs::remove_all(p);
@@ -168,7 +168,7 @@ TEST(SaeEncode, DecodeAndNormalisation) {
 }
 
 TEST(SaeFormats, RoundTripSaeLensSparsifyBitExact) {
-  const fs::path dir = temp_dir("rt");
+  const fs::path dir = sae_temp_dir("rt");
   const Sae src = random_sae(SaeArch::kTopK, 12, 40, 1);
   save_sae(src, (dir / "a").string(), SaeFormat::kSaeLens);
   EXPECT_EQ(detect_sae_format((dir / "a").string()), SaeFormat::kSaeLens);
@@ -206,7 +206,7 @@ TEST(SaeFormats, RoundTripSaeLensSparsifyBitExact) {
 }
 
 TEST(SaeFormats, RefusedConversionsLeaveFilesUntouched) {
-  const fs::path dir = temp_dir("refuse");
+  const fs::path dir = sae_temp_dir("refuse");
   const std::string out = (dir / "s").string();
   save_sae(random_sae(SaeArch::kTopK, 6, 10, 5), out, SaeFormat::kSparsify);
   const auto before = fs::last_write_time(fs::path(out) / "sae.safetensors");
@@ -247,7 +247,7 @@ void edit_json(const fs::path& p, const std::function<void(json&)>& fn) {
 }
 
 TEST(SaeFormats, CorruptSaeLensAndSparsifyTable) {
-  const fs::path root = temp_dir("corrupt");
+  const fs::path root = sae_temp_dir("corrupt");
   struct Case {
     const char* name;
     SaeFormat format;
@@ -435,7 +435,7 @@ std::vector<std::pair<std::string, Tensor>> gemma_arrays(const Sae& s) {
 }
 
 TEST(SaeNpz, GemmaScopeStoredAndDeflated) {
-  const fs::path dir = temp_dir("npz");
+  const fs::path dir = sae_temp_dir("npz");
   Sae src = random_sae(SaeArch::kJumpRelu, 6, 10, 11);
   src.apply_b_dec_to_input = false;
   for (bool deflate : {false, true}) {
@@ -503,7 +503,7 @@ TEST(SaeNpz, CorruptArchiveTable) {
   EXPECT_EQ(arrays.size(), 5u);
   EXPECT_EQ(arrays.at("W_enc").shape(), (Shape{4, 6}));
   // Shape mismatch and missing arrays through the Gemma Scope reader.
-  const fs::path dir = temp_dir("npz_bad");
+  const fs::path dir = sae_temp_dir("npz_bad");
   const auto write = [&](const std::vector<std::pair<std::string, Tensor>>& a) {
     const auto bytes = make_npz(a, false);
     std::ofstream(dir / "params.npz", std::ios::binary)

@@ -21,18 +21,18 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kDataDir = std::string(GLASSBOX_SOURCE_DIR) + "/tests/data/safetensors";
-constexpr const char* kPython = "/usr/bin/python3";
+const std::string kStDataDir = std::string(GLASSBOX_SOURCE_DIR) + "/tests/data/safetensors";
+constexpr const char* kStPython = "/usr/bin/python3";
 
-std::vector<uint8_t> read_bytes(const std::string& path) {
+std::vector<uint8_t> st_read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-void write_text(const std::string& path, const std::string& s) { std::ofstream(path) << s; }
+void st_write_text(const std::string& path, const std::string& s) { std::ofstream(path) << s; }
 
 // A fresh directory under the test temp dir.
-std::string temp_dir(const std::string& name) {
+std::string st_temp_dir(const std::string& name) {
   const fs::path dir = fs::path(::testing::TempDir()) / "safetensors_test" / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
@@ -51,7 +51,7 @@ std::pair<int, std::string> run(const std::string& cmd) {
 }
 
 bool python_with_numpy() {
-  return fs::exists(kPython) && run(std::string(kPython) + " -c 'import numpy' 2>&1").first == 0;
+  return fs::exists(kStPython) && run(std::string(kStPython) + " -c 'import numpy' 2>&1").first == 0;
 }
 
 SafetensorsFile parse_safetensors(std::vector<uint8_t> bytes, const std::string& name = "t.safetensors") {
@@ -76,7 +76,7 @@ using testing::expect_error;
 // ---- the independently written fixture ----
 
 TEST(Safetensors, ReadsFileWrittenByIndependentScript) {
-  const std::string path = kDataDir + "/tiny.safetensors";
+  const std::string path = kStDataDir + "/tiny.safetensors";
   const SafetensorsFile f = SafetensorsFile::open(path);
   EXPECT_EQ(f.path(), path);
   EXPECT_EQ(f.data_offset() % 8, 0u);
@@ -126,13 +126,13 @@ TEST(Safetensors, ReadsFileWrittenByIndependentScript) {
 
 TEST(Safetensors, CommittedFixturesMatchTheirScript) {
   if (!python_with_numpy()) GTEST_SKIP() << "no /usr/bin/python3 with numpy";
-  const std::string dir = temp_dir("fixtures");
-  const auto [rc, out] = run(std::string(kPython) + " " + kDataDir + "/make_fixtures.py " + dir);
+  const std::string dir = st_temp_dir("fixtures");
+  const auto [rc, out] = run(std::string(kStPython) + " " + kStDataDir + "/make_fixtures.py " + dir);
   ASSERT_EQ(rc, 0) << out;
   for (const char* rel :
        {"tiny.safetensors", "sharded/model.safetensors.index.json",
         "sharded/model-00001-of-00002.safetensors", "sharded/model-00002-of-00002.safetensors"}) {
-    EXPECT_EQ(read_bytes(dir + "/" + rel), read_bytes(kDataDir + "/" + rel)) << rel;
+    EXPECT_EQ(st_read_bytes(dir + "/" + rel), st_read_bytes(kStDataDir + "/" + rel)) << rel;
   }
 }
 
@@ -160,7 +160,7 @@ std::vector<std::pair<std::string, Tensor>> sample_tensors() {
 }
 
 TEST(SafetensorsWriter, RoundTripsEveryDtypeAlignedAndBorrowed) {
-  const std::string path = temp_dir("writer") + "/w.safetensors";
+  const std::string path = st_temp_dir("writer") + "/w.safetensors";
   const auto tensors = sample_tensors();
   write_safetensors(path, tensors, {{"format", "pt"}, {"k\"ey", "v\nal"}});
   EXPECT_FALSE(fs::exists(path + ".tmp"));
@@ -188,13 +188,13 @@ TEST(SafetensorsWriter, RoundTripsEveryDtypeAlignedAndBorrowed) {
   for (const SafetensorsTensorInfo& i : f.tensor_infos())
     again.emplace_back(i.name, f.tensor(i.name));
   write_safetensors(path + "2", again, f.metadata());
-  EXPECT_EQ(read_bytes(path + "2"), read_bytes(path));
+  EXPECT_EQ(st_read_bytes(path + "2"), st_read_bytes(path));
 }
 
 TEST(SafetensorsWriter, EmptyFileIsTheMinimalHeader) {
-  const std::string path = temp_dir("empty") + "/e.safetensors";
+  const std::string path = st_temp_dir("empty") + "/e.safetensors";
   write_safetensors(path, {}, {});
-  const std::vector<uint8_t> b = read_bytes(path);
+  const std::vector<uint8_t> b = st_read_bytes(path);
   const std::vector<uint8_t> want = {8,   0,   0,   0,   0,   0,   0,   0,
                                      '{', '}', ' ', ' ', ' ', ' ', ' ', ' '};
   EXPECT_EQ(b, want);  // as huggingface/safetensors serialises an empty dict
@@ -203,7 +203,7 @@ TEST(SafetensorsWriter, EmptyFileIsTheMinimalHeader) {
 
 TEST(SafetensorsWriter, IndependentPythonReaderAgrees) {
   if (!python_with_numpy()) GTEST_SKIP() << "no /usr/bin/python3 with numpy";
-  const std::string dir = temp_dir("pyread");
+  const std::string dir = st_temp_dir("pyread");
   const std::string path = dir + "/w.safetensors";
   write_safetensors(path, sample_tensors(), {{"format", "pt"}});
   // Parses by the published layout and prints one canonical line per tensor.
@@ -230,8 +230,8 @@ assert ends[0][0] == 0 and ends[-1][1] == len(data) - 8 - n
 assert all(x[1] == y[0] for x, y in zip(ends, ends[1:]))
 print("meta", json.dumps(meta, sort_keys=True))
 )PY";
-  write_text(dir + "/read.py", script);
-  const auto [rc, out] = run(std::string(kPython) + " " + dir + "/read.py " + path + " 2>&1");
+  st_write_text(dir + "/read.py", script);
+  const auto [rc, out] = run(std::string(kStPython) + " " + dir + "/read.py " + path + " 2>&1");
   ASSERT_EQ(rc, 0) << out;
   const std::string want =
       "a.f32 F32 [2, 2] [1.0, -2.0, 3.5, 4.0]\n"
@@ -248,7 +248,7 @@ print("meta", json.dumps(meta, sort_keys=True))
 }
 
 TEST(SafetensorsWriter, RejectsBadInputAndLeavesNoFile) {
-  const std::string dir = temp_dir("writer_errors");
+  const std::string dir = st_temp_dir("writer_errors");
   const std::string path = dir + "/bad.safetensors";
   const Tensor t = Tensor::zeros(DType::kF32, {2});
   struct Case {
@@ -306,7 +306,7 @@ std::string one(const std::string& dtype, const std::string& shape, const std::s
   return s + "}";
 }
 
-std::vector<SafetensorsCorruption> corruptions() {
+std::vector<SafetensorsCorruption> st_corruptions() {
   const std::string ok_a = entry("a", "\"F32\"", "[2]", "[0,8]");
   std::string deep = "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":";
   for (int i = 0; i < 20; ++i) deep += "[";
@@ -416,7 +416,7 @@ std::vector<SafetensorsCorruption> corruptions() {
 }
 
 TEST(SafetensorsCorrupt, EachCorruptionIsReportedWithFileAndField) {
-  for (const SafetensorsCorruption& c : corruptions()) {
+  for (const SafetensorsCorruption& c : st_corruptions()) {
     SCOPED_TRACE(c.name);
     try {
       parse_safetensors(c.bytes);
@@ -446,7 +446,7 @@ TEST(SafetensorsCorrupt, AcceptedEdgeCases) {
 }
 
 TEST(SafetensorsCorrupt, EveryTruncationIsAFormatError) {
-  const std::vector<uint8_t> full = read_bytes(kDataDir + "/tiny.safetensors");
+  const std::vector<uint8_t> full = st_read_bytes(kStDataDir + "/tiny.safetensors");
   ASSERT_GT(full.size(), 100u);
   for (size_t n = 0; n < full.size(); ++n) {
     SCOPED_TRACE(n);
@@ -467,7 +467,7 @@ TEST(SafetensorsCorrupt, EveryTruncationIsAFormatError) {
 
 TEST(SafetensorsCorrupt, EveryByteFlipIsAnErrorOrAValidFile) {
   // A coarse net under ASan/UBSan: any single-byte change parses or throws Error.
-  const std::vector<uint8_t> full = read_bytes(kDataDir + "/tiny.safetensors");
+  const std::vector<uint8_t> full = st_read_bytes(kStDataDir + "/tiny.safetensors");
   const SafetensorsFile f = parse_safetensors(full);
   for (size_t i = 0; i < f.data_offset(); ++i) {
     for (uint8_t x : {0x01, 0x20, 0x80, 0xff}) {

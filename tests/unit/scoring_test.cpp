@@ -61,10 +61,10 @@ TEST(AutointerpScoring, OfflineJudgeMatching) {
   EXPECT_EQ(j.detect("\"Lily here\"", items), std::vector<double>{0});
   EXPECT_EQ(j.detect("names like Lily", items), std::vector<double>{1});  // word fallback
   EXPECT_EQ(j.detect("\"Lily\"", {item({" Lilyanne"})}), std::vector<double>{0});
-  // Display pieces with space markers (SentencePiece, byte-level BPE).
-  EXPECT_EQ(j.detect("\"Lily was\"", {item({"\xE2\x96\x81Lily", "\xE2\x96\x81was"})}),
-            std::vector<double>{1});
-  EXPECT_EQ(j.detect("\"Lily\"", {item({"\xC4\xA0Lily"})}), std::vector<double>{1});
+  // Tokens are display text: a U+0120 or U+2581 in it is that character, not a space marker.
+  EXPECT_EQ(j.detect("\"Lily\"", {item({"\xC4\xA0Lily"})}), std::vector<double>{0});
+  EXPECT_EQ(j.detect("\"Lily was\"", {item({"\xE2\x96\x81Lily", " was"})}),
+            std::vector<double>{0});
   EXPECT_EQ(j.detect("\"Lily\"", {}), std::vector<double>{});
 
   // Fuzzing: at least half of the marked tokens covered by a match.

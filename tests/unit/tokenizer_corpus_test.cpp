@@ -16,6 +16,8 @@
 
 #include "io/gguf.h"
 #include "sanitized.h"
+#include "test_corpus.h"
+#include "test_models.h"
 #include "tokenizer/spm_bpe.h"
 #include "tokenizer/tokenizer.h"
 
@@ -24,50 +26,21 @@ namespace {
 
 namespace fs = std::filesystem;
 
-#ifdef GLASSBOX_SANITIZED
-constexpr size_t kStride = 4;  // deterministic subsample: lines 0, 4, 8, ...
-#else
-constexpr size_t kStride = 1;  // every line
-#endif
+const std::string kLlama2Bin = testing::shared_path("models/llama2-tokenizer/tokenizer.bin");
+const std::string kLlama2Model = testing::shared_path("models/llama2-tokenizer/tokenizer.model");
+const std::string kTok105Bin = testing::shared_path("models/babyllama-tok105/tok105.bin");
+const std::string kTok105Model = testing::shared_path("models/babyllama-tok105/tok105.model");
+const std::string kSynthGguf = testing::shared_gguf("synth15M-q8_0.gguf");
+const std::string kTok512Bin = testing::repo_path("models/stories260K/tok512.bin");
 
-const std::string kLlama2Bin = std::string(GLASSBOX_SHARED_DIR) + "/models/llama2-tokenizer/tokenizer.bin";
-const std::string kLlama2Model = std::string(GLASSBOX_SHARED_DIR) + "/models/llama2-tokenizer/tokenizer.model";
-const std::string kTok105Bin = std::string(GLASSBOX_SHARED_DIR) + "/models/babyllama-tok105/tok105.bin";
-const std::string kTok105Model = std::string(GLASSBOX_SHARED_DIR) + "/models/babyllama-tok105/tok105.model";
-const std::string kSynthGguf = std::string(GLASSBOX_SHARED_DIR) + "/models/gguf/synth15M-q8_0.gguf";
-const std::string kTok512Bin = std::string(GLASSBOX_SOURCE_DIR) + "/models/stories260K/tok512.bin";
-
-// Every line of every corpus file (split on '\n', as is), in file-name order.
-const std::vector<std::string>& corpus_lines() {
-  static const std::vector<std::string> lines = [] {
-    std::vector<std::string> out;
-    const fs::path dir = std::string(GLASSBOX_SHARED_DIR) + "/corpus";
-    if (!fs::is_directory(dir)) return out;
-    std::vector<fs::path> files;
-    for (const auto& e : fs::directory_iterator(dir)) {
-      if (e.path().extension() == ".txt") files.push_back(e.path());
-    }
-    std::sort(files.begin(), files.end());
-    for (const fs::path& f : files) {
-      std::ifstream in(f, std::ios::binary);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      const std::string text = ss.str();
-      size_t start = 0;
-      while (true) {
-        const size_t nl = text.find('\n', start);
-        out.push_back(text.substr(start, nl == std::string::npos ? std::string::npos : nl - start));
-        if (nl == std::string::npos) break;
-        start = nl + 1;
-      }
-    }
-    return out;
-  }();
+// Every line of every corpus file (split on '\n', as is), in file-name order; read once.
+const std::vector<std::string>& cached_corpus_lines() {
+  static const std::vector<std::string> lines = testing::corpus_lines();
   return lines;
 }
 
 bool have(const std::vector<std::string>& paths) {
-  if (corpus_lines().empty()) return false;
+  if (cached_corpus_lines().empty()) return false;
   return std::all_of(paths.begin(), paths.end(), [](const auto& p) { return fs::exists(p); });
 }
 
@@ -85,8 +58,8 @@ const std::vector<std::vector<int>>& reference_ids(
   static std::map<std::string, std::vector<std::vector<int>>> cache;
   auto [it, inserted] = cache.try_emplace(model);
   if (inserted) {
-    const auto& lines = corpus_lines();
-    for (size_t i = 0; i < lines.size(); i += kStride) {
+    const auto& lines = cached_corpus_lines();
+    for (size_t i = 0; i < lines.size(); i += testing::kCorpusStride) {
       std::vector<int> ids;
       EXPECT_TRUE(sp.Encode(lines[i], &ids).ok());
       it->second.push_back(std::move(ids));
@@ -134,9 +107,9 @@ Stats compare(const Tokenizer& ours, const std::string& model,
               const sentencepiece::SentencePieceProcessor& ref,
               const std::function<bool(const std::string&)>& representable, bool compare_decode) {
   Stats st;
-  const auto& lines = corpus_lines();
+  const auto& lines = cached_corpus_lines();
   const auto& all_ref_ids = reference_ids(model, ref);
-  for (size_t i = 0, k = 0; i < lines.size(); i += kStride, ++k) {
+  for (size_t i = 0, k = 0; i < lines.size(); i += testing::kCorpusStride, ++k) {
     const std::string& line = lines[i];
     const std::vector<int32_t> got = ours.encode(line);
     const std::vector<int>& ref_ids = all_ref_ids[k];
@@ -168,7 +141,7 @@ Stats compare(const Tokenizer& ours, const std::string& model,
 }
 
 void report(const std::string& name, const Stats& st) {
-  std::cout << "[ corpus ] " << name << ": " << st.lines << " lines (stride " << kStride << "), "
+  std::cout << "[ corpus ] " << name << ": " << st.lines << " lines (stride " << testing::kCorpusStride << "), "
             << st.ids << " ids, " << st.encode_mismatches << " encode mismatches; decode vs spm "
             << st.decode_compared << " lines, " << st.decode_mismatches << " mismatches; "
             << "round trip " << st.roundtrip_compared << " lines, " << st.roundtrip_failures
@@ -188,7 +161,7 @@ TEST(TokenizerCorpus, Llama2BinMatchesSentencePiece) {
   const Stats st = compare(*ours, kLlama2Model, *ref, all, true);
   report("llama2 tokenizer.bin vs tokenizer.model", st);
   EXPECT_EQ(st.roundtrip_compared, st.lines);
-  EXPECT_GT(st.lines, 80000u / kStride);
+  EXPECT_GT(st.lines, 80000u / testing::kCorpusStride);
 }
 
 TEST(TokenizerCorpus, GgufVocabularyMatchesSentencePiece) {
@@ -243,8 +216,8 @@ TEST(TokenizerCorpus, Tok512RoundTrip) {
   size_t excluded = 0;
   size_t failures = 0;
   size_t byte_pieces = 0;
-  const auto& lines = corpus_lines();
-  for (size_t i = 0; i < lines.size(); i += kStride) {
+  const auto& lines = cached_corpus_lines();
+  for (size_t i = 0; i < lines.size(); i += testing::kCorpusStride) {
     const std::vector<int32_t> ids = tok->encode(lines[i]);
     for (const int32_t id : ids) byte_pieces += tok->byte_value(id).has_value();
     // Byte fallback covers every character; only collapsed whitespace cannot come back.
@@ -315,7 +288,7 @@ TEST(TokenizerCorpus, LoadTokenizerPicksByContent) {
   EXPECT_EQ(from_model->vocab_size(), 32000);
   EXPECT_EQ(tok105->vocab_size(), 105);
   // The wrapper is libsentencepiece: identical ids and text on a sample of lines.
-  const auto& lines = corpus_lines();
+  const auto& lines = cached_corpus_lines();
   for (size_t i = 0; i < lines.size(); i += 997) {
     std::vector<int> want;
     ASSERT_TRUE(ref->Encode(lines[i], &want).ok());

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "io/gguf.h"
+#include "test_models.h"
 #include "tokenizer/spm_bpe.h"
 #include "tokenizer/tokenizer.h"
 
@@ -40,7 +41,7 @@ void put_piece(Bytes& b, float score, const std::string& p) {
 }
 
 // A valid 6-piece llama2.c vocabulary: <unk>, BOS, EOS, " ", "a", " a".
-Bytes small_vocab() {
+Bytes small_llama2c_vocab() {
   Bytes b;
   put_i32(b, 6);
   put_piece(b, 0, "<unk>");
@@ -53,7 +54,7 @@ Bytes small_vocab() {
 }
 
 TEST(TokenizerLlama2c, ParsesAndInfersTypes) {
-  const SpmVocab v = parse_llama2c_vocab(small_vocab(), 0, "small.bin");
+  const SpmVocab v = parse_llama2c_vocab(small_llama2c_vocab(), 0, "small.bin");
   ASSERT_EQ(v.pieces.size(), 6u);
   EXPECT_EQ(v.pieces[1], "<s>");
   EXPECT_EQ(v.pieces[5],
@@ -64,15 +65,15 @@ TEST(TokenizerLlama2c, ParsesAndInfersTypes) {
   EXPECT_EQ(v.types[4], PieceType::kNormal);
   EXPECT_FALSE(v.byte_fallback);
   EXPECT_TRUE(v.remove_extra_whitespaces);  // no piece with two spaces
-  EXPECT_EQ(write_llama2c_vocab(v), small_vocab());
+  EXPECT_EQ(write_llama2c_vocab(v), small_llama2c_vocab());
   // An explicit vocab_size reads that many pieces and ignores the rest, as llama2.c does.
-  EXPECT_EQ(parse_llama2c_vocab(small_vocab(), 4, "small.bin").pieces.size(), 4u);
+  EXPECT_EQ(parse_llama2c_vocab(small_llama2c_vocab(), 4, "small.bin").pieces.size(), 4u);
   const auto tok = make_spm_bpe_tokenizer(v, "small.bin");
   EXPECT_EQ(tok->encode("a a"), (Ids{5, 5}));
 }
 
 TEST(TokenizerLlama2c, CorruptFilesFailWithContext) {
-  const Bytes good = small_vocab();
+  const Bytes good = small_llama2c_vocab();
   struct Case {
     std::string name;
     Bytes bytes;
@@ -140,18 +141,18 @@ TEST(TokenizerLlama2c, CorruptFilesFailWithContext) {
 }
 
 TEST(TokenizerLlama2c, WhitespaceNormalizationIsInferredOrGiven) {
-  Bytes b = small_vocab();
+  Bytes b = small_llama2c_vocab();
   put_piece(b, -3, "  ");  // a two-space piece: trained without collapsing
   const auto keep = make_spm_bpe_tokenizer(parse_llama2c_vocab(b, 0, "ws.bin"), "ws.bin");
   // ▁a▁▁a: the ▁a pairs (-0.5) beat ▁▁ (-3), which is then stale.
   EXPECT_EQ(keep->encode("a  a"), (Ids{5, 3, 5}));
   EXPECT_EQ(keep->encode(" "), (Ids{6}));
-  const auto collapse = make_spm_bpe_tokenizer(parse_llama2c_vocab(small_vocab(), 0, "c.bin"), "c");
+  const auto collapse = make_spm_bpe_tokenizer(parse_llama2c_vocab(small_llama2c_vocab(), 0, "c.bin"), "c");
   EXPECT_EQ(collapse->encode("a  a"), (Ids{5, 5}));
   Llama2cTokenizerOptions opt;
   opt.remove_extra_whitespaces = false;
   const auto forced =
-      make_spm_bpe_tokenizer(parse_llama2c_vocab(small_vocab(), 0, "f.bin", opt), "f");
+      make_spm_bpe_tokenizer(parse_llama2c_vocab(small_llama2c_vocab(), 0, "f.bin", opt), "f");
   EXPECT_EQ(forced->encode("a  a"), (Ids{5, 3, 5}));
 }
 
@@ -186,7 +187,7 @@ TEST(TokenizerLlama2c, LoadsFilesAndReportsMissingOnes) {
 
 // ---- GGUF: minimal in-memory images holding only metadata.
 
-struct GgufWriter {
+struct VocabGgufWriter {
   Bytes b;
   uint64_t n_kv = 0;
   void u32(uint32_t v) { raw(&v, 4); }
@@ -269,8 +270,8 @@ const std::vector<std::string> kPieces = {"<unk>",
                                           "a",
                                           "<sep>"};
 
-GgufWriter llama_vocab() {
-  GgufWriter w;
+VocabGgufWriter llama_vocab() {
+  VocabGgufWriter w;
   w.kv_string("tokenizer.ggml.model", "llama");
   w.kv_strings("tokenizer.ggml.tokens", kPieces);
   w.kv_f32s("tokenizer.ggml.scores", {0, 0, 0, 0, -1, -2, -0.5, 0});
@@ -279,7 +280,7 @@ GgufWriter llama_vocab() {
 }
 
 TEST(TokenizerGguf, BuildsTheVocabularyFromMetadata) {
-  GgufWriter w = llama_vocab();
+  VocabGgufWriter w = llama_vocab();
   w.kv_u32("tokenizer.ggml.bos_token_id", 1);
   w.kv_u32("tokenizer.ggml.eos_token_id", 2);
   w.kv_u32("tokenizer.ggml.unknown_token_id", 0);
@@ -295,13 +296,13 @@ TEST(TokenizerGguf, BuildsTheVocabularyFromMetadata) {
   EXPECT_EQ(tok->encode("A"), (Ids{4, 3}));
   EXPECT_EQ(tok->encode("b"), (Ids{4, 0}));
   EXPECT_EQ(tok->decode(Ids{1, 6, 7, 3, 2}), "a<sep>A");
-  GgufWriter np = llama_vocab();
+  VocabGgufWriter np = llama_vocab();
   np.kv_bool("tokenizer.ggml.add_space_prefix", false);
   EXPECT_EQ(load_gguf_tokenizer(np.file())->encode("a a"), (Ids{5, 6}));
 }
 
 TEST(TokenizerGguf, ErrorsNameTheKey) {
-  const auto expect_error = [](const GgufWriter& w, ErrorCode code, const std::string& part) {
+  const auto expect_error = [](const VocabGgufWriter& w, ErrorCode code, const std::string& part) {
     try {
       load_gguf_tokenizer(w.file());
       ADD_FAILURE() << "accepted; wanted " << part;
@@ -311,43 +312,43 @@ TEST(TokenizerGguf, ErrorsNameTheKey) {
       EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
     }
   };
-  GgufWriter bert;
+  VocabGgufWriter bert;
   bert.kv_string("tokenizer.ggml.model", "bert");
   bert.kv_strings("tokenizer.ggml.tokens", {"a"});
   expect_error(bert, ErrorCode::kUnsupported, "tokenizer.ggml.model = 'bert' is not supported");
   // Byte-level BPE ("gpt2") needs its merges (gguf_bpe_test.cpp tests the rest).
-  GgufWriter gpt2;
+  VocabGgufWriter gpt2;
   gpt2.kv_string("tokenizer.ggml.model", "gpt2");
   gpt2.kv_strings("tokenizer.ggml.tokens", {"a"});
   expect_error(gpt2, ErrorCode::kNotFound, "missing tokenizer.ggml.merges");
-  GgufWriter none;
+  VocabGgufWriter none;
   none.kv_string("general.architecture", "llama");
   expect_error(none, ErrorCode::kNotFound, "tokenizer.ggml.model");
-  GgufWriter no_tokens;
+  VocabGgufWriter no_tokens;
   no_tokens.kv_string("tokenizer.ggml.model", "llama");
   expect_error(no_tokens, ErrorCode::kNotFound, "tokenizer.ggml.tokens");
-  GgufWriter short_scores;
+  VocabGgufWriter short_scores;
   short_scores.kv_string("tokenizer.ggml.model", "llama");
   short_scores.kv_strings("tokenizer.ggml.tokens", kPieces);
   short_scores.kv_f32s("tokenizer.ggml.scores", {0, 0});
   expect_error(short_scores, ErrorCode::kFormat, "tokenizer.ggml.scores");
-  GgufWriter bad_type = llama_vocab();
+  VocabGgufWriter bad_type = llama_vocab();
   bad_type.b.clear();
   bad_type.n_kv = 0;
   bad_type.kv_string("tokenizer.ggml.model", "llama");
   bad_type.kv_strings("tokenizer.ggml.tokens", kPieces);
   bad_type.kv_i32s("tokenizer.ggml.token_type", {2, 3, 3, 6, 1, 1, 9, 1});
   expect_error(bad_type, ErrorCode::kFormat, "tokenizer.ggml.token_type[6]");
-  GgufWriter bad_bos = llama_vocab();
+  VocabGgufWriter bad_bos = llama_vocab();
   bad_bos.kv_u32("tokenizer.ggml.bos_token_id", 99);
   expect_error(bad_bos, ErrorCode::kFormat, "tokenizer.ggml.bos_token_id");
-  GgufWriter wrong_kind = llama_vocab();
+  VocabGgufWriter wrong_kind = llama_vocab();
   wrong_kind.kv_string("tokenizer.ggml.add_bos_token", "yes");
   expect_error(wrong_kind, ErrorCode::kFormat, "tokenizer.ggml.add_bos_token");
 }
 
 TEST(TokenizerGguf, RealFileCarriesTheTok512Vocabulary) {
-  const std::string path = std::string(GLASSBOX_SHARED_DIR) + "/models/gguf/stories260K-f32.gguf";
+  const std::string path = testing::shared_gguf("stories260K-f32.gguf");
   if (!fs::exists(path)) GTEST_SKIP() << path << " absent";
   const auto gguf = load_gguf_tokenizer(GgufFile::open(path));
   const auto bin = load_llama2c_tokenizer(kTok512, 512);

@@ -240,6 +240,21 @@ TEST(TokenizerBpe, DecodeFollowsSentencePiece) {
   EXPECT_EQ(tok->byte_value(-1), std::nullopt);
 }
 
+// What people are shown per token: U+2581 as a space (also inside a piece), byte pieces as their
+// byte (U+FFFD when it is only part of a character), control pieces as spelled.
+TEST(TokenizerBpe, DisplayTextShowsSpacesAndBytes) {
+  VocabBuilder b(true);
+  const int32_t ua = b.add("_a", -1), u = b.add("_", -1), mid = b.add("a_b", -1);
+  const auto tok = b.build();
+  EXPECT_EQ(token_display_text(*tok, ua), " a");
+  EXPECT_EQ(token_display_text(*tok, u), " ");
+  EXPECT_EQ(token_display_text(*tok, mid), "a b");
+  EXPECT_EQ(token_display_text(*tok, kByte0 + '\n'), "\n");
+  EXPECT_EQ(token_display_text(*tok, kByte0 + 0xE2), "\xEF\xBF\xBD");
+  EXPECT_EQ(token_display_text(*tok, 1), "<s>");
+  EXPECT_THROW(token_display_text(*tok, tok->vocab_size()), Error);
+}
+
 TEST(TokenizerBpe, OutOfRangeIdsAreInvalidArguments) {
   VocabBuilder b(false);
   b.add("_", -1);

@@ -411,7 +411,9 @@ TEST(TokenizerTrained, SharedVocabulariesMatchOnAdversarialLines) {
 size_t ref_piece_len(const std::string& proto, int id) {
   static std::map<std::string, sentencepiece::SentencePieceProcessor> cache;
   auto [it, fresh] = cache.try_emplace(proto);
-  if (fresh) EXPECT_TRUE(it->second.LoadFromSerializedProto(proto).ok());
+  if (fresh) {
+    EXPECT_TRUE(it->second.LoadFromSerializedProto(proto).ok());
+  }
   const std::string& p = it->second.IdToPiece(id);
   return static_cast<size_t>(
       std::count_if(p.begin(), p.end(), [](char c) { return (c & 0xC0) != 0x80; }));
