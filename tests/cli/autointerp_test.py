@@ -206,7 +206,15 @@ def check_llm_client(led, gb, glassbox, tmp, model, token_db):
                   sorted(got) == list(range(len(WORDS))), got)
         led.check("the explanation is parsed from the reply ([EXPLANATION]: ...)",
                   all(got[j] == f'the token "{WORDS[j]}"' for j in got), got)
+        # The delayed request is logged when its handler wakes, 6 s after it arrived, which can
+        # be after the run has ended (its client gave up at 3 s): wait for that line, so that
+        # the counts below and the "asks nothing" checks after them see every request.
+        for _ in range(6000):  # an event wait; the bound matters only if the line never comes
+            if any("delay" in x["behaviour"] for x in log_lines(log)):
+                break
+            time.sleep(0.05)
         lines = log_lines(log)
+        led.check("the delayed request was logged", any("delay" in x["behaviour"] for x in lines))
         # Good replies (200 with content). The slow one arrives after the client's timeout
         # and is asked again: at most one extra.
         ok = [x for x in lines if x["status"] == 200 and "malformed" not in x["behaviour"] and

@@ -14,6 +14,7 @@ added to glassbox is checked here without editing this file.
 
 usage: check_tokenize.py --glassbox BIN --harness BIN --shared DIR --repo DIR --workdir DIR
                          [--stride N]   (every Nth corpus line; the stress lines always)
+                         [--pres A,B]   (only these pre values; default: every supported one)
 Exit 0 = identical everywhere, 1 = a difference (the first few printed), 77 = shared/ absent.
 """
 import argparse
@@ -104,6 +105,7 @@ def main():
     for a in ("--glassbox", "--harness", "--shared", "--repo", "--workdir"):
         ap.add_argument(a, required=True)
     ap.add_argument("--stride", type=int, default=1)
+    ap.add_argument("--pres", help="comma-separated pre values (default: all glassbox supports)")
     a = ap.parse_args()
     tok_dir = os.path.join(a.shared, "models/tokenizers")
     if not os.path.isdir(tok_dir) or not os.path.isdir(os.path.join(a.shared, "corpus")):
@@ -122,7 +124,12 @@ def main():
         subprocess.run([a.glassbox, "convert", "--vocab-only", "--tokenizer",
                         os.path.join(tok_dir, vocab, "tokenizer.json"), "--out", base],
                        check=True, capture_output=True)
-        for pre in supported_pres(a.glassbox, base, a.workdir):
+        supported = supported_pres(a.glassbox, base, a.workdir)
+        pres = a.pres.split(",") if a.pres else supported
+        unknown = [p for p in pres if p not in supported]
+        if unknown:
+            raise SystemExit(f"--pres: {unknown} not supported by glassbox ({supported})")
+        for pre in pres:
             path = os.path.join(a.workdir, f"{vocab}.{pre}.gguf")
             with_pre(base, path, pre)
             gb = subprocess.run([a.glassbox, "tokenize", "--model", path, "--jsonl", jsonl],
