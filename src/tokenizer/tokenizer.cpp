@@ -78,15 +78,7 @@ std::string token_display_text(const Tokenizer& tokenizer, int32_t id) {
   } else if (const std::optional<uint8_t> byte = tokenizer.byte_value(id)) {
     raw = std::string(1, static_cast<char>(*byte));
   } else {
-    const std::string piece = tokenizer.piece(id);  // throws when out of range
-    for (size_t i = 0; i < piece.size();) {
-      if (piece.compare(i, utf8::kSpaceSymbol.size(), utf8::kSpaceSymbol) == 0) {
-        raw += ' ';
-        i += utf8::kSpaceSymbol.size();
-      } else {
-        raw += piece[i++];
-      }
-    }
+    utf8::append_unescaped(tokenizer.piece(id), &raw);  // piece() throws when out of range
   }
   std::string out;
   bpe_bytes::append_utf8_lossy(raw, &out);
