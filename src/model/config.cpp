@@ -45,6 +45,25 @@ void validate_config(const ModelConfig& c, const std::string& source) {
     }
     if (c.rope_scaling.factor != 0.0) fail("both rope_freqs and rope scaling parameters given");
   }
+  if (!(c.rope_linear_factor >= 1.0) || !std::isfinite(c.rope_linear_factor)) {
+    fail("linear rope scaling factor must be >= 1");
+  }
+  if (c.rope_theta_local < 0.0 || !std::isfinite(c.rope_theta_local)) {
+    fail("local rope theta must be positive");
+  }
+  if (c.rope_linear_factor != 1.0 &&
+      (c.rope_scaling.factor != 0.0 || !c.rope_freq_factors.empty())) {
+    fail("both linear rope scaling and Llama 3 rope scaling given");
+  }
+  if (c.sliding_window < 0) fail("sliding window must be >= 0");
+  if (!c.local_layers.empty() && static_cast<int64_t>(c.local_layers.size()) != c.n_layers) {
+    fail("the sliding-window layer pattern has " + std::to_string(c.local_layers.size()) +
+         " entries for " + std::to_string(c.n_layers) + " layers");
+  }
+  for (double v : {c.attn_scale, c.attn_softcap, c.final_softcap}) {
+    if (v < 0.0 || !std::isfinite(v)) fail("attention scale and soft-caps must be >= 0 and finite");
+  }
+  if (c.qk_norm && c.position != PositionType::kRope) fail("q/k norms need rotary positions");
   if (c.rope_scaling.factor != 0.0 &&
       !(c.rope_scaling.factor >= 1.0 && c.rope_scaling.original_n_ctx > 0 &&
         c.rope_scaling.high_freq_factor > c.rope_scaling.low_freq_factor &&
@@ -55,12 +74,18 @@ void validate_config(const ModelConfig& c, const std::string& source) {
   }
 }
 
-std::vector<double> rope_inv_freq(const ModelConfig& c) {
+std::vector<double> rope_inv_freq(const ModelConfig& c, bool local) {
   std::vector<double> inv;
   if (c.position != PositionType::kRope) return inv;
   const int64_t half = c.rope_dims / 2;
+  const bool own_base = local && c.rope_theta_local > 0.0;  // Gemma 3: no scaling there
+  const double theta = own_base ? c.rope_theta_local : c.rope_theta;
   for (int64_t i = 0; i < half; ++i) {
-    inv.push_back(std::pow(c.rope_theta, -2.0 * static_cast<double>(i) / c.rope_dims));
+    inv.push_back(std::pow(theta, -2.0 * static_cast<double>(i) / c.rope_dims));
+  }
+  if (own_base) return inv;
+  if (c.rope_linear_factor != 1.0) {
+    for (double& f : inv) f /= c.rope_linear_factor;
   }
   if (!c.rope_freq_factors.empty()) {
     for (size_t i = 0; i < inv.size(); ++i) inv[i] /= c.rope_freq_factors[i];

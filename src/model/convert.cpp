@@ -150,8 +150,11 @@ Named canonical(const Model& m, RopeStyle want) {
     put(p + "attn_k.bias", qk(w.bk, c.n_kv_heads));
     put(p + "attn_v.weight", w.wv);
     put(p + "attn_v.bias", w.bv);
+    put(p + "attn_q_norm.weight", w.q_norm);
+    put(p + "attn_k_norm.weight", w.k_norm);
     put(p + "attn_output.weight", w.wo);
     put(p + "attn_output.bias", w.bo);
+    put(p + "post_attention_norm.weight", w.attn_post_norm);
     put(p + "ffn_norm.weight", w.ffn_norm);
     put(p + "ffn_norm.bias", w.ffn_norm_b);
     put(p + "ffn_gate.weight", w.w_gate);
@@ -159,6 +162,7 @@ Named canonical(const Model& m, RopeStyle want) {
     put(p + "ffn_up.bias", w.b_up);
     put(p + "ffn_down.weight", w.w_down);
     put(p + "ffn_down.bias", w.b_down);
+    put(p + "post_ffw_norm.weight", w.ffn_post_norm);
   }
   return out;
 }

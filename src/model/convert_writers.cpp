@@ -70,6 +70,85 @@ Tensor rope_freqs_tensor(const ModelConfig& c) {
   return t;
 }
 
+// The period p with "layer l is local iff l % p < p - 1" (llama.cpp's sliding_window_pattern;
+// 0 = every layer) that gives `local`, or -1 when none does.
+int64_t swa_period(const std::vector<uint8_t>& local) {
+  const auto n = static_cast<int64_t>(local.size());
+  for (int64_t p = 0; p <= n + 1; ++p) {
+    bool ok = true;
+    for (int64_t l = 0; l < n && ok; ++l) {
+      ok = (local[static_cast<size_t>(l)] != 0) == (p == 0 || l % p < p - 1);
+    }
+    if (ok) return p;
+  }
+  return -1;
+}
+
+// The llama-family keys beyond the common ones. Refuses (naming the setting) what llama.cpp's
+// reader of that architecture would read differently, since a GGUF must mean the same to both.
+void add_llama_family_keys(Meta& meta, const ModelConfig& c, const std::string& path) {
+  const std::string& a = c.architecture;
+  const auto u32 = [](int64_t v) { return gguf_int(GgufType::kU32, v); };
+  const auto f32 = [](double v) { return gguf_float(GgufType::kF32, v); };
+  const bool gemma = a == "gemma2" || a == "gemma3";
+  if (c.sliding_window > 0) {
+    meta.emplace_back(a + ".attention.sliding_window", u32(c.sliding_window));
+    if (!c.local_layers.empty()) {
+      const int64_t p = swa_period(c.local_layers);
+      require(p >= 0, ErrorCode::kUnsupported,
+              path + ": this model's sliding-window layers follow no period GGUF can state");
+      meta.emplace_back(a + ".attention.sliding_window_pattern", u32(p));
+    }
+  }
+  if (c.rope_theta_local > 0.0) meta.emplace_back(a + ".rope.freq_base_swa", f32(c.rope_theta_local));
+  if (c.rope_linear_factor != 1.0) {
+    meta.emplace_back(a + ".rope.scaling.type", gguf_string("linear"));
+    meta.emplace_back(a + ".rope.scaling.factor", f32(c.rope_linear_factor));
+  }
+  if (gemma) {
+    const bool big = c.n_layers == (a == "gemma2" ? 46 : 62);
+    const double inferred = 1.0 / std::sqrt(static_cast<double>(big ? c.d_model / c.n_heads : c.d_head));
+    require(std::abs(c.query_scale() - inferred) <= 1e-6 * inferred, ErrorCode::kUnsupported,
+            path + ": query_pre_attn_scalar " + std::to_string(1.0 / (c.query_scale() * c.query_scale())) +
+                " differs from what GGUF readers infer for " + a + " (" +
+                std::to_string(1.0 / (inferred * inferred)) + "); GGUF has no key for it");
+    require(c.sliding_window > 0, ErrorCode::kUnsupported,
+            path + ": " + a + " without a sliding window cannot be stated in GGUF");
+  }
+  if (a == "gemma2") {
+    require(c.attn_softcap > 0.0 && c.final_softcap > 0.0, ErrorCode::kUnsupported,
+            path + ": gemma2 GGUF readers soft-cap always (50 / 30 when unstated); this model "
+                   "has soft-capping off");
+    meta.emplace_back(a + ".attn_logit_softcapping", f32(c.attn_softcap));
+    meta.emplace_back(a + ".final_logit_softcapping", f32(c.final_softcap));
+  } else {
+    require(c.attn_softcap == 0.0 && (c.final_softcap == 0.0 || a == "gemma3"),
+            ErrorCode::kUnsupported,
+            path + ": GGUF " + a + " has no attention/logit soft-capping key");
+    if (c.final_softcap > 0.0) meta.emplace_back(a + ".final_logit_softcapping", f32(c.final_softcap));
+  }
+}
+
+// Phi-3's GGUF keeps the gated MLP fused: ffn_up = [gate; up] rows, no ffn_gate.
+Named fuse_gate_up(const Named& named) {
+  Named out;
+  const auto find = [&](const std::string& n) {
+    for (const auto& [nn, tt] : named)
+      if (nn == n) return tt;
+    GLASSBOX_ASSERT(false);
+  };
+  for (const auto& [name, t] : named) {
+    if (name.ends_with(".ffn_gate.weight")) continue;
+    if (name.ends_with(".ffn_up.weight")) {
+      const std::string base = name.substr(0, name.size() - std::string("ffn_up.weight").size());
+      out.emplace_back(name, concat_rows({find(base + "ffn_gate.weight"), t}));
+      continue;
+    }
+    out.emplace_back(name, t);
+  }
+  return out;
+}
+
 }  // namespace
 
 void write_gguf_model(const Model& m, const std::string& path, const Plan& plan,
@@ -87,10 +166,13 @@ void write_gguf_model(const Model& m, const std::string& path, const Plan& plan,
                {a + ".attention.head_count", u32(c.n_heads)}};
   if (c.norm == NormType::kRms) {
     meta.emplace_back(a + ".attention.head_count_kv", u32(c.n_kv_heads));
+    meta.emplace_back(a + ".attention.key_length", u32(c.d_head));
+    meta.emplace_back(a + ".attention.value_length", u32(c.d_head));
     meta.emplace_back(a + ".attention.layer_norm_rms_epsilon",
                       gguf_float(GgufType::kF32, c.norm_eps));
     meta.emplace_back(a + ".rope.freq_base", gguf_float(GgufType::kF32, c.rope_theta));
     meta.emplace_back(a + ".rope.dimension_count", u32(c.rope_dims));
+    add_llama_family_keys(meta, c, path);
   } else {
     meta.emplace_back(a + ".attention.layer_norm_epsilon", gguf_float(GgufType::kF32, c.norm_eps));
   }
@@ -100,8 +182,10 @@ void write_gguf_model(const Model& m, const std::string& path, const Plan& plan,
   } else if (!vocab_path.empty()) {
     add_vocab(meta, vocab_path, c.d_vocab);
   }
-  Named named = canonical(m, RopeStyle::kInterleaved);
-  if (a == "gpt2") {  // llama.cpp's gpt2 keeps q, k, v fused
+  // llama.cpp's converters permute Q/K rows to adjacent pairs for `llama` only.
+  Named named = canonical(m, a == "llama" || a == "gpt2" ? RopeStyle::kInterleaved : RopeStyle::kNeox);
+  if (a == "phi3") named = fuse_gate_up(named);
+  if (a == "gpt2" || a == "phi3") {  // llama.cpp's gpt2 and phi3 keep q, k, v fused
     Named fused;
     for (auto& [name, t] : named) {
       const size_t at = name.find(".attn_q.");
@@ -143,6 +227,9 @@ void write_llama2c_model(const Model& m, const std::string& path, const Plan& pl
           path + ": llama2.c checkpoints hold llama models only, not " + c.architecture);
   require(plan.base == DType::kF32, ErrorCode::kUnsupported,
           path + ": llama2.c checkpoints hold f32 weights only (use --type f32)");
+  require(c.sliding_window == 0 && !c.qkv_bias && !c.out_bias && c.rope_linear_factor == 1.0,
+          ErrorCode::kUnsupported,
+          path + ": llama2.c checkpoints hold no biases, sliding window or rope scaling");
   require(c.rope_theta == 10000.0 && c.rope_dims == c.d_head && c.rope_scaling.factor == 0.0 &&
               c.rope_freq_factors.empty() && std::abs(c.norm_eps - 1e-5) < 1e-9 &&
               c.q_dim() == c.d_model,
@@ -201,13 +288,19 @@ void write_hf_model(const Model& m, const std::string& dir, const Plan& plan) {
   Named out;
   const Named named = canonical(m, RopeStyle::kNeox);
   const auto type_of = [&](const Tensor& t) { return t.ndim() < 2 ? DType::kF32 : plan.base; };
+  require(c.architecture == "llama" || c.architecture == "gpt2", ErrorCode::kUnsupported,
+          dir + ": writing " + c.architecture +
+              " as an HF checkpoint is not supported (llama and gpt2 are; write GGUF instead)");
   if (c.architecture == "llama") {
     require(c.rope_freq_factors.empty(), ErrorCode::kUnsupported,
             dir +
                 ": this GGUF's rope_freqs.weight (per-frequency rope factors) has no HF "
                 "config.json equivalent");
-    cfg = {{"architectures", {"LlamaForCausalLM"}},
-           {"model_type", "llama"},
+    require(c.rope_linear_factor == 1.0 && !c.qk_norm && !c.post_norms, ErrorCode::kUnsupported,
+            dir + ": this llama model has settings LlamaForCausalLM cannot state");
+    const bool mistral = c.sliding_window > 0;  // Llama with a window is Mistral's class
+    cfg = {{"architectures", {mistral ? "MistralForCausalLM" : "LlamaForCausalLM"}},
+           {"model_type", mistral ? "mistral" : "llama"},
            {"hidden_size", c.d_model},
            {"intermediate_size", c.d_mlp},
            {"num_hidden_layers", c.n_layers},
@@ -220,6 +313,7 @@ void write_hf_model(const Model& m, const std::string& dir, const Plan& plan) {
            {"vocab_size", c.d_vocab},
            {"tie_word_embeddings", c.tied_embeddings},
            {"hidden_act", "silu"}};
+    if (mistral) cfg["sliding_window"] = c.sliding_window;
     if (c.rope_scaling.factor != 0.0) {
       cfg["rope_scaling"] = {{"rope_type", "llama3"},
                              {"factor", c.rope_scaling.factor},

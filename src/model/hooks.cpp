@@ -22,11 +22,17 @@ constexpr PointName kPointNames[] = {
     {HookPoint::kAttnQ, "attn.hook_q"},
     {HookPoint::kAttnK, "attn.hook_k"},
     {HookPoint::kAttnV, "attn.hook_v"},
+    {HookPoint::kAttnQNormScale, "attn.q_norm.hook_scale"},
+    {HookPoint::kAttnQNormNormalized, "attn.q_norm.hook_normalized"},
+    {HookPoint::kAttnKNormScale, "attn.k_norm.hook_scale"},
+    {HookPoint::kAttnKNormNormalized, "attn.k_norm.hook_normalized"},
     {HookPoint::kAttnRotQ, "attn.hook_rot_q"},
     {HookPoint::kAttnRotK, "attn.hook_rot_k"},
     {HookPoint::kAttnScores, "attn.hook_attn_scores"},
     {HookPoint::kAttnPattern, "attn.hook_pattern"},
     {HookPoint::kAttnZ, "attn.hook_z"},
+    {HookPoint::kLn1PostScale, "ln1_post.hook_scale"},
+    {HookPoint::kLn1PostNormalized, "ln1_post.hook_normalized"},
     {HookPoint::kAttnOut, "hook_attn_out"},
     {HookPoint::kResidMid, "hook_resid_mid"},
     {HookPoint::kLn2Scale, "ln2.hook_scale"},
@@ -34,6 +40,8 @@ constexpr PointName kPointNames[] = {
     {HookPoint::kMlpPre, "mlp.hook_pre"},
     {HookPoint::kMlpPreLinear, "mlp.hook_pre_linear"},
     {HookPoint::kMlpPost, "mlp.hook_post"},
+    {HookPoint::kLn2PostScale, "ln2_post.hook_scale"},
+    {HookPoint::kLn2PostNormalized, "ln2_post.hook_normalized"},
     {HookPoint::kMlpOut, "hook_mlp_out"},
     {HookPoint::kResidPost, "hook_resid_post"},
     {HookPoint::kLnFinalScale, "ln_final.hook_scale"},
@@ -63,7 +71,17 @@ bool hook_exists(HookPoint point, const ModelConfig& c) {
     case HookPoint::kAttnRotK:
       return c.position == PositionType::kRope;
     case HookPoint::kMlpPreLinear:
-      return c.mlp == MlpType::kGatedSilu;
+      return c.gated_mlp();
+    case HookPoint::kAttnQNormScale:
+    case HookPoint::kAttnQNormNormalized:
+    case HookPoint::kAttnKNormScale:
+    case HookPoint::kAttnKNormNormalized:
+      return c.qk_norm;
+    case HookPoint::kLn1PostScale:
+    case HookPoint::kLn1PostNormalized:
+    case HookPoint::kLn2PostScale:
+    case HookPoint::kLn2PostNormalized:
+      return c.post_norms;
     default:
       return true;
   }
@@ -147,12 +165,20 @@ Shape hook_shape(HookPoint point, const ModelConfig& c, int64_t n_pos, int64_t n
     case HookPoint::kLn1Scale:
     case HookPoint::kLn2Scale:
     case HookPoint::kLnFinalScale:
+    case HookPoint::kLn1PostScale:
+    case HookPoint::kLn2PostScale:
       return {n_pos, 1};
+    case HookPoint::kAttnQNormScale:
+      return {n_pos, c.n_heads, 1};
+    case HookPoint::kAttnKNormScale:
+      return {n_pos, c.n_kv_heads, 1};
     case HookPoint::kAttnQ:
+    case HookPoint::kAttnQNormNormalized:
     case HookPoint::kAttnRotQ:
     case HookPoint::kAttnZ:
       return {n_pos, c.n_heads, c.d_head};
     case HookPoint::kAttnK:
+    case HookPoint::kAttnKNormNormalized:
     case HookPoint::kAttnV:
     case HookPoint::kAttnRotK:
       return {n_pos, c.n_kv_heads, c.d_head};

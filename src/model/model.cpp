@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "io/gguf.h"
@@ -24,19 +25,25 @@ Model load_model(const std::string& path) {
       auto gguf = std::make_shared<GgufFile>(GgufFile::open(path));
       const std::string arch =
           gguf->get("general.architecture").as_string(path + ": general.architecture");
-      if (arch == "llama") {
-        m.config_ = arch::llama_config_from_gguf(*gguf);
+      const auto& family = arch::llama_family_archs();
+      if (std::find(family.begin(), family.end(), arch) != family.end()) {
+        m.config_ = arch::llama_family_config_from_gguf(*gguf, arch);
       } else if (arch == "gpt2") {
         m.config_ = arch::gpt2_config_from_gguf(*gguf);
       } else {
+        std::string supported;
+        for (const std::string& a : family) supported += a + ", ";
         throw Error(ErrorCode::kUnsupported, path + ": architecture '" + arch +
-                                                 "' is not supported (supported: llama, gpt2)");
+                                                 "' is not supported (supported: " + supported +
+                                                 "gpt2)");
       }
       for (const GgufTensorInfo& info : gguf->tensor_infos()) {
         m.tensors_.emplace_back(info.name, gguf->tensor(info.name));
         named[info.name] = m.tensors_.back().second;
       }
-      if (arch == "gpt2") arch::split_fused_qkv(named, m.config_, path);
+      // gpt2 and phi3 fuse q/k/v (phi3 also gate/up); views of the fused rows, no copies.
+      arch::split_fused_qkv(named, m.config_, path);
+      arch::split_fused_gate_up(named, m.config_, path);
       m.gguf_ = gguf;
     } else {
       const Llama2cCheckpoint ckpt = Llama2cCheckpoint::open(path);

@@ -22,7 +22,8 @@ Session::Session(const Model& model, SessionOptions options)
       options_(options),
       pool_(options.n_threads),
       hooks_(model.config()),
-      inv_freq_(rope_inv_freq(model.config())) {
+      inv_freq_(rope_inv_freq(model.config())),
+      inv_freq_local_(rope_inv_freq(model.config(), /*local=*/true)) {
   model_.check_computable();
   const ModelConfig& c = model_.config();
   n_ctx_ = options_.n_ctx > 0 ? options_.n_ctx : c.n_ctx;
@@ -47,6 +48,7 @@ void Session::reserve(int64_t n) {
   x_.resize(sz(c.d_model));
   xn_.resize(sz(c.d_model));
   scale_.resize(sz(1));
+  if (c.qk_norm) qk_scale_.resize(sz(std::max(c.n_heads, c.n_kv_heads)));
   q_.resize(sz(c.q_dim()));
   k_.resize(sz(c.kv_dim()));
   v_.resize(sz(c.kv_dim()));
@@ -118,6 +120,10 @@ Tensor Session::run(std::span<const int32_t> tokens, LogitsMode mode, int n_laye
     ops::dequantize_rows(embd.dtype(), embd.raw(), c.d_model, tokens[i], tokens[i] + 1,
                          x_.data() + i * c.d_model);
   }
+  if (c.scale_embeddings) {  // Gemma; TL folds the factor into W_E, so hook_embed sees it
+    const float k = std::sqrt(static_cast<float>(c.d_model));
+    for (int64_t i = 0; i < n * c.d_model; ++i) x_[static_cast<size_t>(i)] *= k;
+  }
   site<kHooks>(HookPoint::kEmbed, -1, x_.data(), {n, c.d_model});
   if (c.position == PositionType::kLearned) {
     const Tensor& pos = model_.position_embedding();
@@ -125,14 +131,9 @@ Tensor Session::run(std::span<const int32_t> tokens, LogitsMode mode, int n_laye
     site<kHooks>(HookPoint::kPosEmbed, -1, tmp_.data(), {n, c.d_model});
     add_rows(x_.data(), tmp_.data(), n, c.d_model);
   }
-  if (c.position == PositionType::kRope) {  // one table for every layer of this call
-    const auto n_freq = static_cast<int64_t>(inv_freq_.size());
-    rope_cos_.resize(static_cast<size_t>(n * n_freq));
-    rope_sin_.resize(static_cast<size_t>(n * n_freq));
-    for_rows(n, [&](int64_t r0, int64_t r1) {
-      ops::rope_table(inv_freq_.data(), n_freq, n_past_ + r0, r1 - r0,
-                      rope_cos_.data() + r0 * n_freq, rope_sin_.data() + r0 * n_freq);
-    });
+  if (c.position == PositionType::kRope) {  // tables shared by every layer of this call
+    fill_rope_tables(inv_freq_, n, rope_cos_, rope_sin_);
+    if (c.rope_theta_local > 0.0) fill_rope_tables(inv_freq_local_, n, rope_cos_local_, rope_sin_local_);
   }
   for (int layer = 0; layer < n_layers; ++layer) {
     site<kHooks>(HookPoint::kResidPre, layer, x_.data(), {n, c.d_model});
@@ -147,7 +148,21 @@ Tensor Session::run(std::span<const int32_t> tokens, LogitsMode mode, int n_laye
   Tensor logits = Tensor::zeros(DType::kF32, {n - first, c.d_vocab});
   ops::matmul_wt(xn_.data() + first * c.d_model, n - first, c.d_model, model_.unembedding(),
                  logits.mutable_data<float>(), pool_);
+  if (c.final_softcap > 0.0) {
+    ops::softcap(logits.mutable_data<float>(), logits.numel(), static_cast<float>(c.final_softcap));
+  }
   return logits;
+}
+
+void Session::fill_rope_tables(const std::vector<double>& inv_freq, int64_t n,
+                               std::vector<float>& cos_t, std::vector<float>& sin_t) {
+  const auto n_freq = static_cast<int64_t>(inv_freq.size());
+  cos_t.resize(static_cast<size_t>(n * n_freq));
+  sin_t.resize(static_cast<size_t>(n * n_freq));
+  for_rows(n, [&](int64_t r0, int64_t r1) {
+    ops::rope_table(inv_freq.data(), n_freq, n_past_ + r0, r1 - r0, cos_t.data() + r0 * n_freq,
+                    sin_t.data() + r0 * n_freq);
+  });
 }
 
 // TL's hook semantics differ by norm: RMSNorm's hook_normalized is x / scale before the weight,
@@ -161,17 +176,7 @@ void Session::norm(HookPoint scale_point, HookPoint normalized_point, int layer,
   float* xn = xn_.data();
   float* scale = scale_.data();
   if (c.norm == NormType::kRms) {
-    for_rows(n, [&](int64_t r0, int64_t r1) {
-      ops::rms_scale(x + r0 * d, r1 - r0, d, c.norm_eps, scale + r0);
-    });
-    site<kHooks>(scale_point, layer, scale, {n, 1});
-    for_rows(n, [&](int64_t r0, int64_t r1) {
-      ops::divide_rows(x + r0 * d, r1 - r0, d, scale + r0, xn + r0 * d);
-    });
-    site<kHooks>(normalized_point, layer, xn, {n, d});
-    for_rows(n, [&](int64_t r0, int64_t r1) {
-      ops::mul_columns(xn + r0 * d, r1 - r0, d, weight.data<float>());
-    });
+    rms_rows<kHooks>(scale_point, normalized_point, layer, x, xn, n, 1, d, weight, scale);
     return;
   }
   for_rows(n, [&](int64_t r0, int64_t r1) {
@@ -185,6 +190,37 @@ void Session::norm(HookPoint scale_point, HookPoint normalized_point, int layer,
     ops::add_columns(xn + r0 * d, r1 - r0, d, bias.data<float>());
   });
   site<kHooks>(normalized_point, layer, xn, {n, d});
+}
+
+// RMSNorm of n positions x `per_pos` rows of width d (per_pos > 1: per-head q/k norms), src ->
+// dst (may alias). TL's hooks: hook_scale [n, 1] or [n, per_pos, 1], hook_normalized before the
+// weight.
+template <bool kHooks>
+void Session::rms_rows(HookPoint scale_point, HookPoint normalized_point, int layer,
+                       const float* src, float* dst, int64_t n, int64_t per_pos, int64_t d,
+                       const Tensor& weight, float* scale) {
+  const double eps = model_.config().norm_eps;
+  const int64_t rows = n * per_pos;
+  // A hook may rewrite the scale, so it fires before the division that uses it.
+  for_rows(rows, [&](int64_t r0, int64_t r1) {
+    ops::rms_scale(src + r0 * d, r1 - r0, d, eps, scale + r0);
+  });
+  if (per_pos == 1) {
+    site<kHooks>(scale_point, layer, scale, {n, 1});
+  } else {
+    site<kHooks>(scale_point, layer, scale, {n, per_pos, 1});
+  }
+  for_rows(rows, [&](int64_t r0, int64_t r1) {
+    ops::divide_rows(src + r0 * d, r1 - r0, d, scale + r0, dst + r0 * d);
+  });
+  if (per_pos == 1) {
+    site<kHooks>(normalized_point, layer, dst, {n, d});
+  } else {
+    site<kHooks>(normalized_point, layer, dst, {n, per_pos, d});
+  }
+  for_rows(rows, [&](int64_t r0, int64_t r1) {
+    ops::mul_columns(dst + r0 * d, r1 - r0, d, weight.data<float>());
+  });
 }
 
 void Session::for_rows(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
@@ -220,12 +256,21 @@ void Session::attention_block(int layer, int64_t n) {
   site<kHooks>(HookPoint::kAttnQ, layer, q_.data(), {n, c.n_heads, c.d_head});
   site<kHooks>(HookPoint::kAttnK, layer, k_.data(), {n, c.n_kv_heads, c.d_head});
   site<kHooks>(HookPoint::kAttnV, layer, v_.data(), {n, c.n_kv_heads, c.d_head});
+  if (c.qk_norm) {
+    rms_rows<kHooks>(HookPoint::kAttnQNormScale, HookPoint::kAttnQNormNormalized, layer, q_.data(),
+                     q_.data(), n, c.n_heads, c.d_head, w.q_norm, qk_scale_.data());
+    rms_rows<kHooks>(HookPoint::kAttnKNormScale, HookPoint::kAttnKNormNormalized, layer, k_.data(),
+                     k_.data(), n, c.n_kv_heads, c.d_head, w.k_norm, qk_scale_.data());
+  }
   if (c.position == PositionType::kRope) {
     const bool interleaved = c.rope_style == RopeStyle::kInterleaved;
     const auto n_freq = static_cast<int64_t>(inv_freq_.size());
+    const bool own_table = c.rope_theta_local > 0.0 && c.is_local(layer);
+    const std::vector<float>& cos_t = own_table ? rope_cos_local_ : rope_cos_;
+    const std::vector<float>& sin_t = own_table ? rope_sin_local_ : rope_sin_;
     for_rows(n, [&](int64_t r0, int64_t r1) {
-      const float* cs = rope_cos_.data() + r0 * n_freq;
-      const float* sn = rope_sin_.data() + r0 * n_freq;
+      const float* cs = cos_t.data() + r0 * n_freq;
+      const float* sn = sin_t.data() + r0 * n_freq;
       ops::rope(q_.data() + r0 * c.q_dim(), r1 - r0, c.n_heads, c.d_head, cs, sn, n_freq,
                 interleaved);
       ops::rope(k_.data() + r0 * c.kv_dim(), r1 - r0, c.n_kv_heads, c.d_head, cs, sn, n_freq,
@@ -253,36 +298,49 @@ void Session::attention_block(int layer, int64_t n) {
   }
   site<kHooks>(HookPoint::kAttnZ, layer, z_.data(), {n, c.n_heads, c.d_head});
   linear(z_.data(), n, c.q_dim(), w.wo, w.bo, tmp_.data());
+  if (c.post_norms) {
+    rms_rows<kHooks>(HookPoint::kLn1PostScale, HookPoint::kLn1PostNormalized, layer, tmp_.data(),
+                     tmp_.data(), n, 1, c.d_model, w.attn_post_norm, scale_.data());
+  }
   site<kHooks>(HookPoint::kAttnOut, layer, tmp_.data(), {n, c.d_model});
   add_rows(x_.data(), tmp_.data(), n, c.d_model);
   site<kHooks>(HookPoint::kResidMid, layer, x_.data(), {n, c.d_model});
 }
 
 // Causal attention without materializing the pattern for the hooks. Queries go in chunks of
-// kAttnChunk per head; a chunk's scores against every key it may see are one sgemm, masked and
-// softmaxed in place, then multiplied with the values by a second sgemm straight into z_ (the
-// head's columns of it). Keys past a chunk's last query are never computed, and the scratch is
-// kAttnChunk x n_keys per thread whatever the prompt length.
+// kAttnChunk per head; a chunk's scores against every key it may see are one sgemm, (soft-capped,)
+// masked and softmaxed in place, then multiplied with the values by a second sgemm straight into
+// z_ (the head's columns of it). Keys past a chunk's last query, or before its first query's
+// sliding window, are never computed, and the scratch is kAttnChunk x n_keys per thread whatever
+// the prompt length.
 void Session::attend_streaming(int layer, int64_t n) {
   const ModelConfig& c = model_.config();
   const int64_t d = c.d_head, group = c.n_heads / c.n_kv_heads, kv_dim = c.kv_dim();
   const int64_t q_dim = c.q_dim();
-  const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(d));
+  const auto scale = static_cast<float>(c.query_scale());
+  const auto cap = static_cast<float>(c.attn_softcap);
+  const int64_t window = c.is_local(layer) ? c.sliding_window : 0;
   const float* kc = k_cache_[static_cast<size_t>(layer)].data<float>();
   const float* vc = v_cache_[static_cast<size_t>(layer)].data<float>();
   const int64_t pos0 = n_past_, n_chunks = (n + kAttnChunk - 1) / kAttnChunk;
+  // Keys [first_key(a), a] for the query at absolute position a.
+  const auto first_key = [window](int64_t a) {
+    return window > 0 ? std::max<int64_t>(0, a - window + 1) : 0;
+  };
   pool_.parallel_for(c.n_heads * n_chunks, [&](int64_t begin, int64_t end) {
     std::vector<float> s;
     for (int64_t task = begin; task < end; ++task) {
       const int64_t h = task / n_chunks, i0 = task % n_chunks * kAttnChunk;
-      const int64_t rows = std::min(kAttnChunk, n - i0), n_keys = pos0 + i0 + rows;
+      const int64_t rows = std::min(kAttnChunk, n - i0);
+      const int64_t lo = first_key(pos0 + i0), n_keys = pos0 + i0 + rows - lo;
       const float* q = q_.data() + i0 * q_dim + h * d;
-      const float* k = kc + h / group * d;
-      const float* v = vc + h / group * d;
+      const float* k = kc + lo * kv_dim + h / group * d;
+      const float* v = vc + lo * kv_dim + h / group * d;
       float* z = z_.data() + i0 * q_dim + h * d;
       if (rows == 1) {  // decode: vector kernels, no BLAS call overhead
         s.resize(static_cast<size_t>(n_keys));
-        for (int64_t j = 0; j < n_keys; ++j) s[j] = ops::dot(q, k + j * kv_dim, d) * inv_sqrt_d;
+        for (int64_t j = 0; j < n_keys; ++j) s[j] = ops::dot(q, k + j * kv_dim, d) * scale;
+        if (cap > 0.0f) ops::softcap(s.data(), n_keys, cap);
         ops::softmax_row(s.data(), n_keys);
         std::fill(z, z + d, 0.0f);
         for (int64_t j = 0; j < n_keys; ++j) ops::axpy(s[j], v + j * kv_dim, z, d);
@@ -290,13 +348,15 @@ void Session::attend_streaming(int layer, int64_t n) {
       }
       s.resize(static_cast<size_t>(rows * n_keys));
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
-                  static_cast<int>(n_keys), static_cast<int>(d), inv_sqrt_d, q,
+                  static_cast<int>(n_keys), static_cast<int>(d), scale, q,
                   static_cast<int>(q_dim), k, static_cast<int>(kv_dim), 0.0f, s.data(),
                   static_cast<int>(n_keys));
-      for (int64_t r = 0; r < rows; ++r) {  // query i0 + r sees keys [0, pos0 + i0 + r]
+      for (int64_t r = 0; r < rows; ++r) {  // query a = pos0 + i0 + r sees keys [first_key(a), a]
         float* row = s.data() + r * n_keys;
-        const int64_t seen = pos0 + i0 + r + 1;
-        ops::softmax_row(row, seen);
+        const int64_t a = pos0 + i0 + r, from = first_key(a) - lo, seen = a + 1 - lo;
+        std::fill(row, row + from, 0.0f);
+        if (cap > 0.0f) ops::softcap(row + from, seen - from, cap);
+        ops::softmax_row(row + from, seen - from);
         std::fill(row + seen, row + n_keys, 0.0f);
       }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
@@ -313,24 +373,32 @@ void Session::attend_materialized(int layer, int64_t n) {
   const int64_t d = c.d_head, group = c.n_heads / c.n_kv_heads, kv_dim = c.kv_dim();
   const int64_t q_dim = c.q_dim(), pos0 = n_past_, n_keys = pos0 + n;
   const int64_t n_chunks = (n + kAttnChunk - 1) / kAttnChunk;
-  const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(d));
+  const auto scale = static_cast<float>(c.query_scale());
+  const auto cap = static_cast<float>(c.attn_softcap);
+  const int64_t window = c.is_local(layer) ? c.sliding_window : 0;
   const float* kc = k_cache_[static_cast<size_t>(layer)].data<float>();
   const float* vc = v_cache_[static_cast<size_t>(layer)].data<float>();
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   scores_.assign(static_cast<size_t>(c.n_heads * n * n_keys), kNegInf);
   // Scores [head, query, key] per (head, chunk of queries) as one sgemm over the keys the chunk
-  // may see; the entries it wrote past each query's own position go back to -inf.
+  // may see, soft-capped; the entries it wrote past each query's own position (and before its
+  // sliding window) go back to -inf.
   pool_.parallel_for(c.n_heads * n_chunks, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
       const int64_t h = task / n_chunks, i0 = task % n_chunks * kAttnChunk;
       const int64_t rows = std::min(kAttnChunk, n - i0), seen_max = pos0 + i0 + rows;
       float* s = scores_.data() + (h * n + i0) * n_keys;
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
-                  static_cast<int>(seen_max), static_cast<int>(d), inv_sqrt_d,
+                  static_cast<int>(seen_max), static_cast<int>(d), scale,
                   q_.data() + i0 * q_dim + h * d, static_cast<int>(q_dim), kc + h / group * d,
                   static_cast<int>(kv_dim), 0.0f, s, static_cast<int>(n_keys));
-      for (int64_t r = 0; r < rows; ++r)
-        std::fill(s + r * n_keys + pos0 + i0 + r + 1, s + r * n_keys + seen_max, kNegInf);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* row = s + r * n_keys;
+        const int64_t a = pos0 + i0 + r;
+        if (cap > 0.0f) ops::softcap(row, a + 1, cap);
+        std::fill(row + a + 1, row + seen_max, kNegInf);
+        if (window > 0) std::fill(row, row + std::max<int64_t>(0, a - window + 1), kNegInf);
+      }
     }
   });
   site<kHooks>(HookPoint::kAttnScores, layer, scores_.data(), {c.n_heads, n, n_keys});
@@ -358,15 +426,22 @@ void Session::mlp_block(int layer, int64_t n) {
   const ModelConfig& c = model_.config();
   const LayerWeights& w = model_.layers()[static_cast<size_t>(layer)];
   norm<kHooks>(HookPoint::kLn2Scale, HookPoint::kLn2Normalized, layer, n, w.ffn_norm, w.ffn_norm_b);
-  if (c.mlp == MlpType::kGatedSilu) {
+  if (c.gated_mlp()) {
     linear(xn_.data(), n, c.d_model, w.w_gate, Tensor(), gate_.data());
     linear(xn_.data(), n, c.d_model, w.w_up, w.b_up, up_.data());
     site<kHooks>(HookPoint::kMlpPre, layer, gate_.data(), {n, c.d_mlp});
     site<kHooks>(HookPoint::kMlpPreLinear, layer, up_.data(), {n, c.d_mlp});
     const int64_t f = c.d_mlp;
+    const bool gelu = c.mlp == MlpType::kGatedGelu;
     for_rows(n, [&](int64_t r0, int64_t r1) {
-      ops::silu_mul(gate_.data() + r0 * f, up_.data() + r0 * f, (r1 - r0) * f,
-                    post_.data() + r0 * f);
+      const float* g = gate_.data() + r0 * f;
+      const float* u = up_.data() + r0 * f;
+      float* out = post_.data() + r0 * f;
+      if (gelu) {
+        ops::gelu_tanh_mul(g, u, (r1 - r0) * f, out);
+      } else {
+        ops::silu_mul(g, u, (r1 - r0) * f, out);
+      }
     });
   } else {
     linear(xn_.data(), n, c.d_model, w.w_up, w.b_up, gate_.data());
@@ -378,6 +453,10 @@ void Session::mlp_block(int layer, int64_t n) {
   }
   site<kHooks>(HookPoint::kMlpPost, layer, post_.data(), {n, c.d_mlp});
   linear(post_.data(), n, c.d_mlp, w.w_down, w.b_down, tmp_.data());
+  if (c.post_norms) {
+    rms_rows<kHooks>(HookPoint::kLn2PostScale, HookPoint::kLn2PostNormalized, layer, tmp_.data(),
+                     tmp_.data(), n, 1, c.d_model, w.ffn_post_norm, scale_.data());
+  }
   site<kHooks>(HookPoint::kMlpOut, layer, tmp_.data(), {n, c.d_model});
   add_rows(x_.data(), tmp_.data(), n, c.d_model);
   site<kHooks>(HookPoint::kResidPost, layer, x_.data(), {n, c.d_model});

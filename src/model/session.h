@@ -5,6 +5,7 @@
 // Buffers (row-major, n = tokens in this forward call, T = n_past + n keys):
 //   x_      [n, d_model]   residual stream          xn_    [n, d_model]  normalized input
 //   scale_  [n]            RMSNorm scale            q_     [n, n_heads * d_head]
+//   qk_scale_ [n, max(n_heads, n_kv_heads)] per-head q/k norm scales (qk_norm)
 //   k_, v_  [n, kv_dim]    new keys / values        z_     [n, n_heads * d_head]
 //   tmp_    [n, d_model]   pos_embed / attn_out / mlp_out
 //   gate_, up_, post_ [n, d_mlp] (a GELU MLP keeps its pre-activation in gate_)
@@ -78,6 +79,13 @@ class Session {
   template <bool kHooks>
   void norm(HookPoint scale_point, HookPoint normalized_point, int layer, int64_t n,
             const Tensor& weight, const Tensor& bias);
+  template <bool kHooks>
+  void rms_rows(HookPoint scale_point, HookPoint normalized_point, int layer, const float* src,
+                float* dst, int64_t n, int64_t per_pos, int64_t d, const Tensor& weight,
+                float* scale);
+  // cos/sin [n, n_freq] for this call's positions n_past .. n_past + n - 1.
+  void fill_rope_tables(const std::vector<double>& inv_freq, int64_t n, std::vector<float>& cos_t,
+                        std::vector<float>& sin_t);
   void linear(const float* x, int64_t n, int64_t k, const Tensor& w, const Tensor& b, float* y);
   // fn(r0, r1) over the rows [0, n) of an element-wise step: on the pool for long prompts, inline
   // for the few rows of a decode step (where waking threads costs more than the work).
@@ -104,12 +112,14 @@ class Session {
   ThreadPool pool_;
   HookRegistry hooks_;
   std::vector<double> inv_freq_;            // RoPE inverse frequencies (empty without RoPE)
+  std::vector<double> inv_freq_local_;      // those of local layers (used if rope_theta_local)
   std::vector<float> rope_cos_, rope_sin_;  // [n, n_freq] for this call's positions
+  std::vector<float> rope_cos_local_, rope_sin_local_;
   int64_t n_ctx_ = 0;
   int cache_layers_ = -1;  // blocks whose cache covers every past position; -1: all
   int64_t n_past_ = 0;
   int64_t capacity_ = 0;
-  std::vector<float> x_, xn_, scale_, q_, k_, v_, z_, tmp_, gate_, up_, post_, scores_;
+  std::vector<float> x_, xn_, scale_, qk_scale_, q_, k_, v_, z_, tmp_, gate_, up_, post_, scores_;
   std::vector<Tensor> k_cache_, v_cache_;
 };
 

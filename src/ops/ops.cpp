@@ -56,6 +56,16 @@ void gelu_tanh(const float* x, int64_t n, float* out) {
   }
 }
 
+void gelu_tanh_mul(const float* gate, const float* up, int64_t n, float* post) {
+  gelu_tanh(gate, n, post);
+  for (int64_t i = 0; i < n; ++i) post[i] *= up[i];
+}
+
+void softcap(float* x, int64_t n, float cap) {
+  const float inv = 1.0f / cap;
+  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] * inv);
+}
+
 float dot(const float* a, const float* b, int64_t n) { return dot_f32(a, b, n); }
 
 void axpy(float alpha, const float* x, float* y, int64_t n) {

@@ -30,6 +30,10 @@ void add_inplace(float* y, const float* x, int64_t n);
 void silu_mul(const float* gate, const float* up, int64_t n, float* post);
 // out[i] = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))  — GPT-2's "gelu_new"
 void gelu_tanh(const float* x, int64_t n, float* out);
+// post[i] = gelu_tanh(gate[i]) * up[i]  — Gemma's gated MLP
+void gelu_tanh_mul(const float* gate, const float* up, int64_t n, float* post);
+// x[i] = cap * tanh(x[i] / cap)  (Gemma 2's soft-capping of attention scores and logits)
+void softcap(float* x, int64_t n, float cap);
 // In-place softmax of one row; -inf entries become 0. A row of all -inf becomes all 0.
 void softmax_row(float* x, int64_t n);
 

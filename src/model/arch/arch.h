@@ -29,7 +29,14 @@ struct BoundWeights {
 BoundWeights bind_weights(const ModelConfig& config, const TensorMap& tensors,
                           const std::string& source);
 
-// llama (model/arch/llama.cpp)
+// The GGUF architectures of the llama family, run by the same block with config flags.
+inline const std::vector<std::string>& llama_family_archs() {
+  static const std::vector<std::string> kArchs = {"llama", "qwen2", "qwen3",
+                                                  "phi3",  "gemma2", "gemma3"};
+  return kArchs;
+}
+// llama family (model/arch/llama.cpp): `arch` is general.architecture, one of the above.
+ModelConfig llama_family_config_from_gguf(const GgufFile& gguf, const std::string& arch);
 ModelConfig llama_config_from_gguf(const GgufFile& gguf);
 ModelConfig llama_config_from_llama2c(const Llama2cHeader& header);
 
@@ -38,6 +45,9 @@ ModelConfig gpt2_config_from_gguf(const GgufFile& gguf);
 // GGUF gpt2 stores q, k, v fused as blk.N.attn_qkv.{weight,bias}; adds the three parts as
 // attn_q/attn_k/attn_v views (rows of the fused tensor, no copy).
 void split_fused_qkv(TensorMap& tensors, const ModelConfig& config, const std::string& source);
+// Phi-3 stores the gated MLP's gate and up fused as blk.N.ffn_up.weight [2 * d_mlp, d_model]
+// (gate rows first) and no ffn_gate; adds the halves as ffn_gate/ffn_up views.
+void split_fused_gate_up(TensorMap& tensors, const ModelConfig& config, const std::string& source);
 
 // Hugging Face checkpoints: config.json + safetensors (model/arch/hf.cpp).
 struct HfCheckpoint {

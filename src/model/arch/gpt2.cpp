@@ -20,7 +20,8 @@ ModelConfig gpt2_config_from_gguf(const GgufFile& gguf) {
   c.position = PositionType::kLearned;
   c.norm = NormType::kLayer;
   c.mlp = MlpType::kGelu;
-  c.attn_bias = true;
+  c.qkv_bias = true;
+  c.out_bias = true;
   c.mlp_bias = true;
   c.d_vocab = gguf_vocab_rows(gguf, "gpt2");
   c.tied_embeddings = gguf.find_tensor("output.weight") == nullptr;
@@ -46,6 +47,21 @@ void split_fused_qkv(TensorMap& tensors, const ModelConfig& c, const std::string
       tensors[p + "attn_k." + kind] = fused.slice_rows(q, q + kv);
       tensors[p + "attn_v." + kind] = fused.slice_rows(q + kv, q + 2 * kv);
     }
+  }
+}
+
+void split_fused_gate_up(TensorMap& tensors, const ModelConfig& c, const std::string& source) {
+  if (!c.gated_mlp()) return;
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    if (tensors.count(p + "ffn_gate.weight") != 0) continue;
+    const auto it = tensors.find(p + "ffn_up.weight");
+    if (it == tensors.end() || it->second.ndim() < 1 || it->second.dim(0) != 2 * c.d_mlp) {
+      continue;  // bind_weights reports what is missing or misshapen
+    }
+    const Tensor fused = it->second;
+    tensors[p + "ffn_gate.weight"] = fused.slice_rows(0, c.d_mlp);
+    tensors[p + "ffn_up.weight"] = fused.slice_rows(c.d_mlp, 2 * c.d_mlp);
   }
 }
 

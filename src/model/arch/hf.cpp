@@ -1,6 +1,8 @@
 // Hugging Face checkpoints: config.json + model.safetensors (or shards with an index).
-// Supported: LlamaForCausalLM (RoPE in HF's rotate-half layout, GQA, Llama 3 rope scaling, tied
-// or untied embeddings) and GPT2LMHeadModel (Conv1D weights stored [in, out], transposed here).
+// Supported: the llama family -- LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM,
+// Qwen3ForCausalLM, Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM (RoPE in HF's
+// rotate-half layout, GQA, Llama 3 / linear rope scaling, tied or untied embeddings, per-class
+// flags) -- and GPT2LMHeadModel (Conv1D weights stored [in, out], transposed here).
 // Tensors are renamed to GGUF names so bind_weights() serves every format.
 #include <algorithm>
 #include <filesystem>
@@ -82,8 +84,13 @@ std::string architecture_of(const json& j, const std::string& source) {
     return j["architectures"][0].get<std::string>();
   }
   const std::string type = ConfigReader(j, source).string_or("model_type", "");
-  if (type == "llama") return "LlamaForCausalLM";
-  if (type == "gpt2") return "GPT2LMHeadModel";
+  static const std::map<std::string, std::string> kByType = {
+      {"llama", "LlamaForCausalLM"},   {"mistral", "MistralForCausalLM"},
+      {"qwen2", "Qwen2ForCausalLM"},   {"qwen3", "Qwen3ForCausalLM"},
+      {"phi3", "Phi3ForCausalLM"},     {"gemma2", "Gemma2ForCausalLM"},
+      {"gemma3_text", "Gemma3ForCausalLM"}, {"gpt2", "GPT2LMHeadModel"}};
+  const auto it = kByType.find(type);
+  if (it != kByType.end()) return it->second;
   throw Error(ErrorCode::kFormat, source + ": no 'architectures' or known 'model_type'");
 }
 
@@ -103,10 +110,88 @@ Tensor transposed(const Tensor& t, const std::string& name, const std::string& s
   return out;
 }
 
-ModelConfig llama_config(const json& j, const std::string& source) {
+// Owned F32 copy of a vector plus one (Gemma norm weights).
+Tensor plus_one(const Tensor& t) {
+  Tensor out = t.to_f32().clone();
+  float* p = out.mutable_data<float>();
+  for (int64_t i = 0; i < out.numel(); ++i) p[i] += 1.0f;
+  return out;
+}
+
+// The llama-family classes of transformers and the GGUF architecture each becomes.
+const std::map<std::string, std::string>& llama_family_classes() {
+  static const std::map<std::string, std::string> kClasses = {
+      {"LlamaForCausalLM", "llama"},   {"MistralForCausalLM", "llama"},
+      {"Qwen2ForCausalLM", "qwen2"},   {"Qwen3ForCausalLM", "qwen3"},
+      {"Phi3ForCausalLM", "phi3"},     {"Gemma2ForCausalLM", "gemma2"},
+      {"Gemma3ForCausalLM", "gemma3"}};
+  return kClasses;
+}
+
+bool is_gemma(const ModelConfig& c) { return c.architecture == "gemma2" || c.architecture == "gemma3"; }
+
+// A field that transformers always writes and whose absence would leave us guessing a number:
+// required; null means "off" (returns 0).
+double required_or_null(const json& j, const ConfigReader& r, const char* key,
+                        const std::string& source) {
+  if (!j.contains(key)) throw Error(ErrorCode::kFormat, source + ": missing field " + key);
+  return r.number_or(key, 0.0);
+}
+
+// rope_scaling: llama3 (Llama 3.x) or linear; anything else refused by name.
+void read_rope_scaling(const json& j, const std::string& source, ModelConfig& c) {
+  if (!j.contains("rope_scaling") || j["rope_scaling"].is_null()) return;
+  const json& s = j["rope_scaling"];
+  const ConfigReader rs(s, source + ": rope_scaling");
+  const std::string type = rs.string_or("rope_type", rs.string_or("type", ""));
+  if (type == "linear") {
+    c.rope_linear_factor = rs.number_or("factor", 1.0);
+    return;
+  }
+  if (type != "llama3") {
+    throw Error(ErrorCode::kUnsupported, source + ": rope_scaling type '" + type +
+                                             "' is not supported (supported: llama3, linear)");
+  }
+  c.rope_scaling.factor = rs.number_or("factor", 0.0);
+  c.rope_scaling.low_freq_factor = rs.number_or("low_freq_factor", 1.0);
+  c.rope_scaling.high_freq_factor = rs.number_or("high_freq_factor", 4.0);
+  c.rope_scaling.original_n_ctx = rs.integer_or("original_max_position_embeddings", 0);
+}
+
+// Gemma 3: which layers are local, from layer_types (newer transformers) or the period
+// sliding_window_pattern (layer l is local iff (l + 1) % period != 0).
+std::vector<uint8_t> gemma3_local_layers(const json& j, const ConfigReader& r, int64_t n_layers,
+                                         const std::string& source) {
+  std::vector<uint8_t> local(static_cast<size_t>(n_layers), 0);
+  if (j.contains("layer_types") && !j["layer_types"].is_null()) {
+    const json& t = j["layer_types"];
+    if (!t.is_array() || static_cast<int64_t>(t.size()) != n_layers) {
+      r.fail("layer_types", "a list of one entry per layer");
+    }
+    for (size_t l = 0; l < t.size(); ++l) {
+      const std::string v = t[l].is_string() ? t[l].get<std::string>() : "";
+      if (v != "sliding_attention" && v != "full_attention") {
+        r.fail("layer_types", "\"sliding_attention\" or \"full_attention\" entries");
+      }
+      local[l] = v == "sliding_attention" ? 1 : 0;
+    }
+    return local;
+  }
+  const int64_t period = r.integer_or("sliding_window_pattern", 0);
+  if (period <= 0) {
+    throw Error(ErrorCode::kFormat,
+                source + ": needs layer_types or sliding_window_pattern (which layers are local)");
+  }
+  for (int64_t l = 0; l < n_layers; ++l) local[static_cast<size_t>(l)] = (l + 1) % period != 0;
+  return local;
+}
+
+// The llama family: one reader, per-class flags (see llama_family_classes()).
+ModelConfig llama_family_config(const json& j, const std::string& hf_class,
+                                const std::string& source) {
   const ConfigReader r(j, source);
   ModelConfig c;
-  c.architecture = "llama";
+  c.architecture = llama_family_classes().at(hf_class);
   c.source_format = "safetensors";
   c.d_model = r.integer("hidden_size");
   c.d_mlp = r.integer("intermediate_size");
@@ -130,19 +215,63 @@ ModelConfig llama_config(const json& j, const std::string& source) {
   c.rope_theta = r.number_or("rope_theta", 10000.0);
   c.rope_dims = c.d_head;
   c.rope_style = RopeStyle::kNeox;
-  c.tied_embeddings = r.boolean_or("tie_word_embeddings", false);
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
-    const json& s = j["rope_scaling"];
-    const ConfigReader rs(s, source + ": rope_scaling");
-    const std::string type = rs.string_or("rope_type", rs.string_or("type", ""));
-    if (type != "llama3") {
-      throw Error(ErrorCode::kUnsupported, source + ": rope_scaling type '" + type +
-                                               "' is not supported (supported: llama3)");
+  const bool gemma = is_gemma(c);
+  c.tied_embeddings = r.boolean_or("tie_word_embeddings", gemma);  // transformers' defaults
+  read_rope_scaling(j, source, c);
+  const std::string act = gemma ? r.string_or("hidden_activation", r.string_or("hidden_act", ""))
+                                : r.string_or("hidden_act", "silu");
+  const std::string want_act = gemma ? "gelu_pytorch_tanh" : "silu";
+  if (act != want_act) {
+    throw Error(ErrorCode::kUnsupported, source + ": activation '" + act + "' is not supported for " +
+                                             hf_class + " (supported: " + want_act + ")");
+  }
+  if (r.boolean_or("mlp_bias", false)) {
+    throw Error(ErrorCode::kUnsupported, source + ": mlp_bias true is not supported");
+  }
+  const std::string& a = c.architecture;
+  if (a == "llama" || a == "qwen3") {
+    // Llama's attention_bias puts biases on q, k, v and o; Qwen3's would too (none ship one).
+    if (r.boolean_or("attention_bias", false)) {
+      if (a == "qwen3") {
+        throw Error(ErrorCode::kUnsupported, source + ": attention_bias true is not supported");
+      }
+      c.qkv_bias = c.out_bias = true;
     }
-    c.rope_scaling.factor = rs.number_or("factor", 0.0);
-    c.rope_scaling.low_freq_factor = rs.number_or("low_freq_factor", 1.0);
-    c.rope_scaling.high_freq_factor = rs.number_or("high_freq_factor", 4.0);
-    c.rope_scaling.original_n_ctx = rs.integer_or("original_max_position_embeddings", 0);
+  }
+  if (a == "qwen2") c.qkv_bias = true;
+  if ((a == "qwen2" || a == "qwen3") && r.boolean_or("use_sliding_window", false)) {
+    throw Error(ErrorCode::kUnsupported,
+                source + ": use_sliding_window true (windows from max_window_layers on) is not "
+                         "supported");
+  }
+  if (hf_class == "MistralForCausalLM" || a == "phi3") {
+    c.sliding_window = r.integer_or("sliding_window", 0);
+  }
+  if (a == "phi3") {
+    const double f = r.number_or("partial_rotary_factor", 1.0);
+    c.rope_dims = static_cast<int64_t>(static_cast<double>(c.d_head) * f);
+    if (c.rope_scaling.factor != 0.0 || c.rope_linear_factor != 1.0) {
+      throw Error(ErrorCode::kUnsupported, source + ": rope_scaling is not supported for " + hf_class);
+    }
+  }
+  if (a == "qwen3" || a == "gemma3") c.qk_norm = true;
+  if (gemma) {
+    c.mlp = MlpType::kGatedGelu;
+    c.post_norms = true;
+    c.scale_embeddings = true;
+    const double q_pre = r.number_or("query_pre_attn_scalar", 0.0);
+    if (!(q_pre > 0.0)) r.fail("query_pre_attn_scalar", "a positive number");
+    c.attn_scale = 1.0 / std::sqrt(q_pre);
+    c.attn_softcap = required_or_null(j, r, "attn_logit_softcapping", source);
+    c.final_softcap = required_or_null(j, r, "final_logit_softcapping", source);
+    c.sliding_window = r.integer("sliding_window");
+    if (a == "gemma2") {
+      c.local_layers.resize(static_cast<size_t>(c.n_layers));
+      for (int64_t l = 0; l < c.n_layers; ++l) c.local_layers[static_cast<size_t>(l)] = l % 2 == 0;
+    } else {
+      c.local_layers = gemma3_local_layers(j, r, c.n_layers, source);
+      c.rope_theta_local = r.number_or("rope_local_base_freq", 10000.0);
+    }
   }
   return c;
 }
@@ -174,33 +303,61 @@ ModelConfig gpt2_config(const json& j, const std::string& source) {
   c.position = PositionType::kLearned;
   c.norm = NormType::kLayer;
   c.mlp = MlpType::kGelu;
-  c.attn_bias = true;
+  c.qkv_bias = true;
+  c.out_bias = true;
   c.mlp_bias = true;
   c.tied_embeddings = true;
   return c;
 }
 
-// HF name -> GGUF name for Llama; empty when the tensor is not a weight we use.
-std::string llama_name(const std::string& name) {
+// The per-layer tensors of a llama-family class: HF suffix, GGUF suffix. Gemma's
+// post_attention_layernorm is the norm AFTER attention; Llama's is the one before the MLP.
+std::vector<std::pair<std::string, std::string>> llama_layer_names(const ModelConfig& c) {
+  std::vector<std::pair<std::string, std::string>> n = {{"input_layernorm.weight", "attn_norm.weight"}};
+  if (c.architecture == "phi3") {
+    n.push_back({"self_attn.qkv_proj.weight", "attn_qkv.weight"});
+  } else {
+    for (const char* x : {"q", "k", "v"}) {
+      n.push_back({std::string("self_attn.") + x + "_proj.weight", std::string("attn_") + x + ".weight"});
+      if (c.qkv_bias) {
+        n.push_back({std::string("self_attn.") + x + "_proj.bias", std::string("attn_") + x + ".bias"});
+      }
+    }
+  }
+  if (c.qk_norm) {
+    n.push_back({"self_attn.q_norm.weight", "attn_q_norm.weight"});
+    n.push_back({"self_attn.k_norm.weight", "attn_k_norm.weight"});
+  }
+  n.push_back({"self_attn.o_proj.weight", "attn_output.weight"});
+  if (c.out_bias) n.push_back({"self_attn.o_proj.bias", "attn_output.bias"});
+  if (c.post_norms) {
+    n.push_back({"post_attention_layernorm.weight", "post_attention_norm.weight"});
+    n.push_back({"pre_feedforward_layernorm.weight", "ffn_norm.weight"});
+    n.push_back({"post_feedforward_layernorm.weight", "post_ffw_norm.weight"});
+  } else {
+    n.push_back({"post_attention_layernorm.weight", "ffn_norm.weight"});
+  }
+  if (c.architecture == "phi3") {
+    n.push_back({"mlp.gate_up_proj.weight", "ffn_up.weight"});  // fused, split after renaming
+  } else {
+    n.push_back({"mlp.gate_proj.weight", "ffn_gate.weight"});
+    n.push_back({"mlp.up_proj.weight", "ffn_up.weight"});
+  }
+  n.push_back({"mlp.down_proj.weight", "ffn_down.weight"});
+  return n;
+}
+
+// HF name -> GGUF name for the llama family; empty when the tensor is not a weight we use.
+std::string llama_name(const std::string& name, const ModelConfig& c) {
   static const std::regex layer(R"(model\.layers\.(\d+)\.(.+))");
-  static const std::map<std::string, std::string> per_layer = {
-      {"input_layernorm.weight", "attn_norm.weight"},
-      {"self_attn.q_proj.weight", "attn_q.weight"},
-      {"self_attn.k_proj.weight", "attn_k.weight"},
-      {"self_attn.v_proj.weight", "attn_v.weight"},
-      {"self_attn.o_proj.weight", "attn_output.weight"},
-      {"post_attention_layernorm.weight", "ffn_norm.weight"},
-      {"mlp.gate_proj.weight", "ffn_gate.weight"},
-      {"mlp.up_proj.weight", "ffn_up.weight"},
-      {"mlp.down_proj.weight", "ffn_down.weight"},
-  };
   if (name == "model.embed_tokens.weight") return "token_embd.weight";
   if (name == "model.norm.weight") return "output_norm.weight";
-  if (name == "lm_head.weight") return "output.weight";
+  if (name == "lm_head.weight") return c.tied_embeddings ? "" : "output.weight";
   std::smatch m;
   if (std::regex_match(name, m, layer)) {
-    const auto it = per_layer.find(m[2]);
-    if (it != per_layer.end()) return "blk." + m[1].str() + "." + it->second;
+    for (const auto& [hf, gguf] : llama_layer_names(c)) {
+      if (m[2] == hf) return "blk." + m[1].str() + "." + gguf;
+    }
   }
   return "";
 }
@@ -248,22 +405,37 @@ using Dim = std::pair<int64_t, std::string>;
 
 std::vector<Expected> llama_expected(const ModelConfig& c) {
   const Dim d{c.d_model, "hidden_size"}, f{c.d_mlp, "intermediate_size"},
-      v{c.d_vocab, "vocab_size"}, q{c.q_dim(), "num_attention_heads * head_dim"},
-      kv{c.kv_dim(), "num_key_value_heads * head_dim"};
+      f2{2 * c.d_mlp, "2 * intermediate_size"}, v{c.d_vocab, "vocab_size"},
+      q{c.q_dim(), "num_attention_heads * head_dim"},
+      kv{c.kv_dim(), "num_key_value_heads * head_dim"}, dh{c.d_head, "head_dim"},
+      qkv{c.q_dim() + 2 * c.kv_dim(), "(num_attention_heads + 2 * num_key_value_heads) * head_dim"};
+  const std::map<std::string, std::vector<Dim>> dims = {
+      {"input_layernorm.weight", {d}},
+      {"self_attn.q_proj.weight", {q, d}},
+      {"self_attn.k_proj.weight", {kv, d}},
+      {"self_attn.v_proj.weight", {kv, d}},
+      {"self_attn.q_proj.bias", {q}},
+      {"self_attn.k_proj.bias", {kv}},
+      {"self_attn.v_proj.bias", {kv}},
+      {"self_attn.qkv_proj.weight", {qkv, d}},
+      {"self_attn.q_norm.weight", {dh}},
+      {"self_attn.k_norm.weight", {dh}},
+      {"self_attn.o_proj.weight", {d, q}},
+      {"self_attn.o_proj.bias", {d}},
+      {"post_attention_layernorm.weight", {d}},
+      {"pre_feedforward_layernorm.weight", {d}},
+      {"post_feedforward_layernorm.weight", {d}},
+      {"mlp.gate_proj.weight", {f, d}},
+      {"mlp.up_proj.weight", {f, d}},
+      {"mlp.gate_up_proj.weight", {f2, d}},
+      {"mlp.down_proj.weight", {d, f}}};
   std::vector<Expected> e = {{"model.embed_tokens.weight", {v, d}, ""},
                              {"model.norm.weight", {d}, ""}};
   if (!c.tied_embeddings) e.push_back({"lm_head.weight", {v, d}, "tie_word_embeddings is false"});
+  const auto names = llama_layer_names(c);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    e.push_back({p + "input_layernorm.weight", {d}, ""});
-    e.push_back({p + "self_attn.q_proj.weight", {q, d}, ""});
-    e.push_back({p + "self_attn.k_proj.weight", {kv, d}, ""});
-    e.push_back({p + "self_attn.v_proj.weight", {kv, d}, ""});
-    e.push_back({p + "self_attn.o_proj.weight", {d, q}, ""});
-    e.push_back({p + "post_attention_layernorm.weight", {d}, ""});
-    e.push_back({p + "mlp.gate_proj.weight", {f, d}, ""});
-    e.push_back({p + "mlp.up_proj.weight", {f, d}, ""});
-    e.push_back({p + "mlp.down_proj.weight", {d, f}, ""});
+    for (const auto& [hf, gguf] : names) e.push_back({p + hf, dims.at(hf), ""});
   }
   return e;
 }
@@ -367,14 +539,17 @@ HfCheckpoint load_hf_checkpoint(const std::string& path) {
   const json j = read_config(config_file);
   const std::string arch = architecture_of(j, source);
   HfCheckpoint ck;
-  if (arch == "LlamaForCausalLM") {
-    ck.config = llama_config(j, source);
+  const bool llama_family = llama_family_classes().count(arch) != 0;
+  if (llama_family) {
+    ck.config = llama_family_config(j, arch, source);
   } else if (arch == "GPT2LMHeadModel") {
     ck.config = gpt2_config(j, source);
   } else {
-    throw Error(ErrorCode::kUnsupported,
-                source + ": architecture '" + arch +
-                    "' is not supported (supported: LlamaForCausalLM, GPT2LMHeadModel)");
+    std::string supported;
+    for (const auto& [name, gguf] : llama_family_classes()) supported += name + ", ";
+    throw Error(ErrorCode::kUnsupported, source + ": architecture '" + arch +
+                                             "' is not supported (supported: " + supported +
+                                             "GPT2LMHeadModel)");
   }
   validate_config(ck.config, source);
   const fs::path weights =
@@ -383,7 +558,7 @@ HfCheckpoint load_hf_checkpoint(const std::string& path) {
           : fs::path(path);
   const ShardedSafetensors st = ShardedSafetensors::open(weights.string());
   const std::string wsource = st.path();
-  if (ck.config.architecture == "llama") {
+  if (llama_family) {
     static const std::regex layer(R"(^model\.layers\.(\d+)\.)");
     check_against_config(llama_expected(ck.config), st, source, layer, "num_hidden_layers",
                          ck.config.n_layers);
@@ -396,15 +571,18 @@ HfCheckpoint load_hf_checkpoint(const std::string& path) {
   for (const std::string& name : st.tensor_names()) {
     const Tensor t = st.tensor(name);
     ck.file_tensors.emplace_back(name, t);
-    if (ck.config.architecture == "llama") {
-      const std::string gguf = llama_name(name);
-      if (!gguf.empty()) ck.tensors[gguf] = t;
+    if (llama_family) {
+      const std::string gguf = llama_name(name, ck.config);
+      if (gguf.empty()) continue;
+      // Gemma's RMSNorm multiplies by (1 + w); GGUF and the forward pass hold the multiplier.
+      ck.tensors[gguf] = is_gemma(ck.config) && gguf.ends_with("norm.weight") ? plus_one(t) : t;
     } else {
       const auto [gguf, conv1d] = gpt2_name(name);
       if (!gguf.empty()) ck.tensors[gguf] = conv1d ? transposed(t, name, wsource) : t;
     }
   }
-  if (ck.config.architecture == "gpt2") split_fused_qkv(ck.tensors, ck.config, wsource);
+  split_fused_qkv(ck.tensors, ck.config, wsource);  // gpt2, phi3
+  split_fused_gate_up(ck.tensors, ck.config, wsource);  // phi3
   return ck;
 }
 

@@ -42,18 +42,22 @@ BoundWeights bind_weights(const ModelConfig& c, const TensorMap& tensors,
     lw.wq = need(p + "attn_q.weight", {c.q_dim(), c.d_model});
     lw.wk = need(p + "attn_k.weight", {c.kv_dim(), c.d_model});
     lw.wv = need(p + "attn_v.weight", {c.kv_dim(), c.d_model});
-    lw.bq = vec(c.attn_bias, p + "attn_q.bias", c.q_dim());
-    lw.bk = vec(c.attn_bias, p + "attn_k.bias", c.kv_dim());
-    lw.bv = vec(c.attn_bias, p + "attn_v.bias", c.kv_dim());
+    lw.bq = vec(c.qkv_bias, p + "attn_q.bias", c.q_dim());
+    lw.bk = vec(c.qkv_bias, p + "attn_k.bias", c.kv_dim());
+    lw.bv = vec(c.qkv_bias, p + "attn_v.bias", c.kv_dim());
+    lw.q_norm = vec(c.qk_norm, p + "attn_q_norm.weight", c.d_head);
+    lw.k_norm = vec(c.qk_norm, p + "attn_k_norm.weight", c.d_head);
     lw.wo = need(p + "attn_output.weight", {c.d_model, c.q_dim()});
-    lw.bo = vec(c.attn_bias, p + "attn_output.bias", c.d_model);
+    lw.bo = vec(c.out_bias, p + "attn_output.bias", c.d_model);
+    lw.attn_post_norm = vec(c.post_norms, p + "post_attention_norm.weight", c.d_model);
     lw.ffn_norm = vec(true, p + "ffn_norm.weight", c.d_model);
     lw.ffn_norm_b = vec(layer_norm, p + "ffn_norm.bias", c.d_model);
-    lw.w_gate = maybe(c.mlp == MlpType::kGatedSilu, p + "ffn_gate.weight", {c.d_mlp, c.d_model});
+    lw.w_gate = maybe(c.gated_mlp(), p + "ffn_gate.weight", {c.d_mlp, c.d_model});
     lw.w_up = need(p + "ffn_up.weight", {c.d_mlp, c.d_model});
     lw.b_up = vec(c.mlp_bias, p + "ffn_up.bias", c.d_mlp);
     lw.w_down = need(p + "ffn_down.weight", {c.d_model, c.d_mlp});
     lw.b_down = vec(c.mlp_bias, p + "ffn_down.bias", c.d_model);
+    lw.ffn_post_norm = vec(c.post_norms, p + "post_ffw_norm.weight", c.d_model);
     w.layers.push_back(std::move(lw));
   }
   return w;
