@@ -176,7 +176,7 @@ void Session::norm(HookPoint scale_point, HookPoint normalized_point, int layer,
   float* xn = xn_.data();
   float* scale = scale_.data();
   if (c.norm == NormType::kRms) {
-    rms_rows<kHooks>(scale_point, normalized_point, layer, x, xn, n, 1, d, weight, scale);
+    rms_rows<kHooks>(scale_point, normalized_point, layer, x, xn, n, 0, d, weight, scale);
     return;
   }
   for_rows(n, [&](int64_t r0, int64_t r1) {
@@ -192,31 +192,31 @@ void Session::norm(HookPoint scale_point, HookPoint normalized_point, int layer,
   site<kHooks>(normalized_point, layer, xn, {n, d});
 }
 
-// RMSNorm of n positions x `per_pos` rows of width d (per_pos > 1: per-head q/k norms), src ->
-// dst (may alias). TL's hooks: hook_scale [n, 1] or [n, per_pos, 1], hook_normalized before the
-// weight.
+// RMSNorm of n positions x `heads` rows of width d, src -> dst (may alias). heads == 0: one row
+// per position (hooks [n, 1] and [n, d]); else per-head q/k norms (hooks [n, heads, 1] and
+// [n, heads, d]). hook_normalized is before the weight, as TL's.
 template <bool kHooks>
 void Session::rms_rows(HookPoint scale_point, HookPoint normalized_point, int layer,
-                       const float* src, float* dst, int64_t n, int64_t per_pos, int64_t d,
+                       const float* src, float* dst, int64_t n, int64_t heads, int64_t d,
                        const Tensor& weight, float* scale) {
   const double eps = model_.config().norm_eps;
-  const int64_t rows = n * per_pos;
+  const int64_t rows = n * std::max<int64_t>(heads, 1);
   // A hook may rewrite the scale, so it fires before the division that uses it.
   for_rows(rows, [&](int64_t r0, int64_t r1) {
     ops::rms_scale(src + r0 * d, r1 - r0, d, eps, scale + r0);
   });
-  if (per_pos == 1) {
+  if (heads == 0) {
     site<kHooks>(scale_point, layer, scale, {n, 1});
   } else {
-    site<kHooks>(scale_point, layer, scale, {n, per_pos, 1});
+    site<kHooks>(scale_point, layer, scale, {n, heads, 1});
   }
   for_rows(rows, [&](int64_t r0, int64_t r1) {
     ops::divide_rows(src + r0 * d, r1 - r0, d, scale + r0, dst + r0 * d);
   });
-  if (per_pos == 1) {
+  if (heads == 0) {
     site<kHooks>(normalized_point, layer, dst, {n, d});
   } else {
-    site<kHooks>(normalized_point, layer, dst, {n, per_pos, d});
+    site<kHooks>(normalized_point, layer, dst, {n, heads, d});
   }
   for_rows(rows, [&](int64_t r0, int64_t r1) {
     ops::mul_columns(dst + r0 * d, r1 - r0, d, weight.data<float>());
@@ -300,7 +300,7 @@ void Session::attention_block(int layer, int64_t n) {
   linear(z_.data(), n, c.q_dim(), w.wo, w.bo, tmp_.data());
   if (c.post_norms) {
     rms_rows<kHooks>(HookPoint::kLn1PostScale, HookPoint::kLn1PostNormalized, layer, tmp_.data(),
-                     tmp_.data(), n, 1, c.d_model, w.attn_post_norm, scale_.data());
+                     tmp_.data(), n, 0, c.d_model, w.attn_post_norm, scale_.data());
   }
   site<kHooks>(HookPoint::kAttnOut, layer, tmp_.data(), {n, c.d_model});
   add_rows(x_.data(), tmp_.data(), n, c.d_model);
@@ -455,7 +455,7 @@ void Session::mlp_block(int layer, int64_t n) {
   linear(post_.data(), n, c.d_mlp, w.w_down, w.b_down, tmp_.data());
   if (c.post_norms) {
     rms_rows<kHooks>(HookPoint::kLn2PostScale, HookPoint::kLn2PostNormalized, layer, tmp_.data(),
-                     tmp_.data(), n, 1, c.d_model, w.ffn_post_norm, scale_.data());
+                     tmp_.data(), n, 0, c.d_model, w.ffn_post_norm, scale_.data());
   }
   site<kHooks>(HookPoint::kMlpOut, layer, tmp_.data(), {n, c.d_model});
   add_rows(x_.data(), tmp_.data(), n, c.d_model);

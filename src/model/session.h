@@ -81,7 +81,7 @@ class Session {
             const Tensor& weight, const Tensor& bias);
   template <bool kHooks>
   void rms_rows(HookPoint scale_point, HookPoint normalized_point, int layer, const float* src,
-                float* dst, int64_t n, int64_t per_pos, int64_t d, const Tensor& weight,
+                float* dst, int64_t n, int64_t heads, int64_t d, const Tensor& weight,
                 float* scale);
   // cos/sin [n, n_freq] for this call's positions n_past .. n_past + n - 1.
   void fill_rope_tables(const std::vector<double>& inv_freq, int64_t n, std::vector<float>& cos_t,
