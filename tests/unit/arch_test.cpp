@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "expect_error.h"
@@ -14,6 +15,7 @@
 #include "model/hooks.h"
 #include "model/model.h"
 #include "model/session.h"
+#include "test_models.h"
 
 namespace glassbox {
 namespace {
@@ -267,6 +269,45 @@ TEST(Arch, HookPointsPerArchitecture) {
   const Tensor patched = s.forward(t);
   EXPECT_EQ(seen, (Shape{6, kHeads, 1}));
   EXPECT_GT(max_abs_diff(clean, patched), 1e-3);
+}
+
+// tests/data/hooks/<arch>.txt lists TL's names as the float64 reference (tests/reference/hf)
+// does, blocks as "blocks.{L}.suffix"; glassbox must list exactly those, in that order.
+std::vector<std::string> golden_hooks(const std::string& arch, int64_t n_layers) {
+  std::ifstream in(testing::repo_path("tests/data/hooks/" + arch + ".txt"));
+  EXPECT_TRUE(in) << arch;
+  std::vector<std::string> model_pre, block, model_post;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line.starts_with("blocks.{L}.")) {
+      block.push_back(line.substr(11));
+    } else {
+      (block.empty() ? model_pre : model_post).push_back(line);
+    }
+  }
+  std::vector<std::string> names = model_pre;
+  for (int64_t l = 0; l < n_layers; ++l) {
+    for (const std::string& s : block) names.push_back("blocks." + std::to_string(l) + "." + s);
+  }
+  names.insert(names.end(), model_post.begin(), model_post.end());
+  return names;
+}
+
+TEST(Arch, HookNamesMatchTheGoldenFiles) {
+  for (const char* a : {"llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"}) {
+    const Model m = load_model(write_file(make_arch(a), std::string("golden_") + a));
+    EXPECT_EQ(available_hooks(m.config()), golden_hooks(a, kLayers)) << a;
+  }
+  ArchFile mistral = make_arch("llama");
+  set(mistral, "llama.attention.sliding_window", gguf_int(GgufType::kU32, 8));
+  EXPECT_EQ(available_hooks(load_model(write_file(mistral, "golden_mistral")).config()),
+            golden_hooks("mistral", kLayers));
+  ModelConfig gpt2;
+  gpt2.n_layers = 2;
+  gpt2.position = PositionType::kLearned;
+  gpt2.norm = NormType::kLayer;
+  gpt2.mlp = MlpType::kGelu;
+  EXPECT_EQ(available_hooks(gpt2), golden_hooks("gpt2", 2));
 }
 
 TEST(Arch, Refusals) {

@@ -1,6 +1,17 @@
 #!/usr/bin/python3
 """Compares the glassbox CLI (float32) with the float64 HF reference (hf_ref.py) on one HF model
-directory (LlamaForCausalLM or GPT2LMHeadModel, config.json + safetensors).
+directory (config.json + safetensors of any architecture hf_ref.py knows: Llama, Qwen2, Qwen3,
+Mistral, Phi-3, Gemma 2, Gemma 3, GPT-2).
+
+With --via-gguf TYPE, `glassbox convert --model DIR --out WORKDIR/model.gguf --type TYPE` runs
+first and every check below runs on that GGUF file instead, against the same float64 reference
+of the directory. The bounds do not change, so only lossless conversions can pass (f32; f16 /
+bf16 of a checkpoint stored so). Hooks are the same except where the file's layout shows through,
+as docs/hooks.md states: a GGUF whose general.architecture is `llama` holds Q/K rows in
+interleaved-pair order (llama.cpp's converters permute them for `llama` only), and glassbox lists
+the d_head axis of hook_q / hook_k / hook_rot_q / hook_rot_k in that order, so the reference's
+are permuted likewise (x[..., i // 2 + (i % 2) * d_head / 2] at index i); other architectures keep
+the HF (NEOX) order.
 
   * `glassbox info` lists exactly the reference's hook names (per architecture)
   * logits                                           max abs error <= 1e-4
@@ -18,6 +29,7 @@ a summary line `check_hf NAME: PASS|FAIL: ...`. Exit 0 pass, 1 fail.
 import argparse
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -86,7 +98,8 @@ def compare(rep, seq_name, name, a, b):
     tol = max(TOL, SCORE_REL * mag) if name.endswith("hook_attn_scores") else TOL
     where = ""
     if max_abs > tol and both.any():
-        full = np.where(both, np.abs(a - b), -1.0)
+        with np.errstate(invalid="ignore"):  # -inf - -inf where both are masked
+            full = np.where(both, np.abs(a - b), -1.0)
         idx = np.unravel_index(int(full.argmax()), a.shape)
         where = (f" worst at index {[int(i) for i in idx]} (glassbox {a[idx]:.6g}, "
                  f"reference {b[idx]:.6g})")
@@ -162,10 +175,68 @@ def check_hook_list(rep, gb, model):
                always=True)
 
 
-def check_sequence(rep, gb, model, seq_name, tokens):
+QK_HOOKS = ("attn.hook_q", "attn.hook_k", "attn.hook_rot_q", "attn.hook_rot_k",
+            "attn.q_norm.hook_normalized", "attn.k_norm.hook_normalized")
+
+
+def to_interleaved(x):
+    """[..., d_head] from HF's rotate-half order to interleaved pairs (x0, x_{d/2}, x1, ...)."""
+    d = x.shape[-1]
+    return x[..., [i // 2 + (i % 2) * (d // 2) for i in range(d)]]
+
+
+def gguf_metadata(path):
+    """{key: value} of a GGUF v2/v3 header (scalars and strings; arrays skipped as None)."""
+    scalars = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q",
+               11: "<q", 12: "<d"}
+    with open(path, "rb") as f:
+        data = f.read()
+    pos = 0
+
+    def take(fmt):
+        nonlocal pos
+        v = struct.unpack_from(fmt, data, pos)
+        pos += struct.calcsize(fmt)
+        return v[0]
+
+    def string():
+        nonlocal pos
+        n = take("<Q")
+        pos += n
+        return data[pos - n:pos].decode("utf-8", errors="replace")
+
+    def value(t):
+        if t in scalars:
+            return take(scalars[t])
+        if t == 8:
+            return string()
+        if t == 9:
+            et, n = take("<I"), take("<Q")
+            for _ in range(n):
+                value(et)
+            return None
+        raise ValueError(f"{path}: GGUF metadata type {t} unknown")
+
+    if data[:4] != b"GGUF":
+        raise ValueError(f"{path}: not a GGUF file")
+    pos = 4
+    if take("<I") not in (2, 3):
+        raise ValueError(f"{path}: GGUF version is not 2 or 3")
+    take("<Q")  # tensor count
+    meta = {}
+    for _ in range(take("<Q")):
+        key = string()
+        meta[key] = value(take("<I"))
+    return meta
+
+
+def check_sequence(rep, gb, model, seq_name, tokens, interleaved_qk=False):
     print(f"--- sequence {seq_name}: {len(tokens)} tokens, first {tokens[:12]}", flush=True)
     names = model.hook_names()
     logits_ref, cache_ref = model.forward(tokens, "all")
+    if interleaved_qk:
+        cache_ref = {k: to_interleaved(v) if k.endswith(QK_HOOKS) else v
+                     for k, v in cache_ref.items()}
     loads = True
     try:
         compare(rep, seq_name, "logits", gb.logits(tokens, seq_name), logits_ref)
@@ -242,6 +313,28 @@ def check_generation(rep, gb, model, gen_name, prompt, n):
                + ("; " + "; ".join(bad[:5]) if bad else ""), always=True)
 
 
+def convert_to_gguf(rep, binary, model_dir, wtype, workdir):
+    """`glassbox convert` of the HF directory to WORKDIR/model.gguf; the path, or None (FAIL)."""
+    out = os.path.join(workdir, "model.gguf")
+    if os.path.exists(out):
+        os.remove(out)  # never check a file left by an earlier run
+    cmd = [binary, "convert", "--model", model_dir, "--out", out, "--type", wtype]
+    try:
+        p = subprocess.run(cmd, capture_output=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        rep.result(False, f"convert: `{' '.join(cmd)[:300]}` timed out", always=True)
+        return None
+    if p.returncode != 0 or not os.path.isfile(out):
+        err = (p.stderr.decode(errors="replace") or p.stdout.decode(errors="replace")).strip()
+        rep.result(False, f"convert: `{' '.join(cmd)[:300]}` exited {p.returncode}"
+                   + ("" if p.returncode else " without writing the file") + f": {err[-600:]}",
+                   always=True)
+        return None
+    rep.result(True, f"convert: {model_dir} -> {out} ({wtype}, {os.path.getsize(out)} bytes)",
+               always=True)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--glassbox", required=True, help="path to the glassbox CLI binary")
@@ -253,9 +346,14 @@ def main():
                     help="extra argument passed to every glassbox call (repeatable)")
     ap.add_argument("--workdir", help="keep glassbox outputs here (default: a temp dir)")
     ap.add_argument("--quiet", action="store_true", help="print only failures and the tables")
+    ap.add_argument("--via-gguf", metavar="TYPE",
+                    help="convert the directory to WORKDIR/model.gguf with `glassbox convert "
+                         "--type TYPE` first and check that file (default: the directory)")
     a = ap.parse_args()
     torch.set_num_threads(1)  # faster than 2 threads at these sizes
     name = os.path.basename(os.path.normpath(a.model))
+    if a.via_gguf:
+        name += f" (via GGUF {a.via_gguf})"
     if not os.path.exists(os.path.join(a.model, "config.json")):
         print(f"check_hf {name}: FAIL: no config.json in {a.model} (run make_hf_models.py)")
         return 1
@@ -272,14 +370,31 @@ def main():
     tmp = tempfile.TemporaryDirectory()
     workdir = a.workdir or tmp.name
     os.makedirs(workdir, exist_ok=True)
-    gb = Glassbox(os.path.abspath(a.glassbox), a.model, a.glassbox_arg, workdir)
+    target = a.model
+    if a.via_gguf:
+        target = convert_to_gguf(rep, os.path.abspath(a.glassbox), a.model, a.via_gguf, workdir)
+        if target is None:
+            print(f"\ncheck_hf {name}: FAIL: {rep.n} checks, {len(rep.failures)} failed "
+                  "(conversion)")
+            return 1
+    interleaved_qk = False
+    if a.via_gguf:
+        try:
+            gguf_arch = gguf_metadata(target).get("general.architecture")
+        except (ValueError, struct.error) as e:
+            gguf_arch = None
+            rep.result(False, f"convert: {target} unreadable: {e}", always=True)
+        interleaved_qk = gguf_arch == "llama"
+        print(f"GGUF general.architecture {gguf_arch!r}: hook_q/k/rot_q/rot_k compared in "
+              f"{'interleaved-pair' if interleaved_qk else 'HF (NEOX)'} d_head order", flush=True)
+    gb = Glassbox(os.path.abspath(a.glassbox), target, a.glassbox_arg, workdir)
 
     check_hook_list(rep, gb, model)
     n_seq = min(a.seq_len, c["n_ctx"])
     rng = np.random.RandomState(a.seed)
     random_seq = [bos] + [int(t) for t in rng.randint(0, c["d_vocab"], n_seq - 1)]
     for seq_name, toks in (("random", random_seq), ("short", random_seq[:5])):
-        check_sequence(rep, gb, model, seq_name, toks)
+        check_sequence(rep, gb, model, seq_name, toks, interleaved_qk)
     check_generation(rep, gb, model, "short", random_seq[:8], a.gen)
     long_len = min(n_seq, c["n_ctx"] - a.gen)
     if long_len > 8:

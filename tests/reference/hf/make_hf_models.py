@@ -18,6 +18,19 @@ logits of a few units (clear argmax margins in float32).
   gpt2_noprefix            names without the prefix plus the attn.bias / attn.masked_bias buffers,
                            like openai-community/gpt2's model.safetensors; d_model 96, 3 layers
   gpt2_f16                 as gpt2 but stored as F16 (torch_dtype float16)
+  qwen2                    Qwen2ForCausalLM: biases on q/k/v_proj, tied, rope_theta 1e6,
+                           use_sliding_window false (sliding_window 4096 present but ignored)
+  qwen3                    Qwen3ForCausalLM: head_dim 32 with d_model 64 / 4 heads, per-head
+                           q_norm / k_norm, untied
+  mistral                  MistralForCausalLM: sliding_window 48 (< the 160-token check sequence)
+  phi3                     Phi3ForCausalLM: fused qkv_proj and gate_up_proj, partial_rotary_factor
+                           0.5, sliding_window 64
+  gemma2                   Gemma2ForCausalLM: (1 + w) norms, sandwich norms, embeddings *
+                           sqrt(d_model), attention soft-cap 8, final soft-cap 5, window 40 on even
+                           layers, GELU-tanh, tied
+  gemma3                   Gemma3ForCausalLM (gemma3_text): Gemma 2 without soft-caps + (1 + w)
+                           q_norm / k_norm, layers 0,1,3 local (window 40, RoPE base 10000) and 2
+                           global (rope_theta 1e6, linear rope scaling factor 4)
 
 usage: make_hf_models.py --out DIR [--only NAME,NAME]   -> DIR/<NAME>/...
 """
@@ -52,6 +65,30 @@ MODELS = {
                           n_ctx=192, eps=1e-5, prefix=False, buffers=True, dtype="F32"),
     "gpt2_f16": dict(arch="gpt2", seed=203, d_model=64, n_layers=2, n_heads=4, d_vocab=1000,
                      n_ctx=256, eps=1e-5, prefix=True, buffers=False, dtype="F16"),
+    # Llama-family decoders (decoder_tensors): d_head explicit; qk: std of q/k_proj times
+    # sqrt(d_model); qk_norm: mean of the q/k norm weights (as stored)
+    "qwen2": dict(arch="qwen2", seed=301, d_model=64, d_mlp=192, n_layers=2, n_heads=4,
+                  n_kv_heads=2, d_head=16, d_vocab=900, theta=1e6, eps=1e-6, n_ctx=256,
+                  tied=True, dtype="F32", bos=880, eos=881, qk=1.5, embed=0.5, bias=0.5),
+    "qwen3": dict(arch="qwen3", seed=332, d_model=64, d_mlp=192, n_layers=3, n_heads=4,
+                  n_kv_heads=2, d_head=32, d_vocab=1000, theta=1e6, eps=1e-6, n_ctx=256,
+                  tied=False, dtype="F32", bos=1, eos=2, qk=1.0, embed=1.0, qk_norm=1.7),
+    "mistral": dict(arch="mistral", seed=303, d_model=64, d_mlp=192, n_layers=2, n_heads=4,
+                    n_kv_heads=1, d_head=16, d_vocab=1000, theta=10000.0, eps=1e-5, n_ctx=256,
+                    tied=False, dtype="F32", bos=1, eos=2, qk=1.5, embed=1.0, window=48),
+    "phi3": dict(arch="phi3", seed=324, d_model=96, d_mlp=256, n_layers=2, n_heads=6,
+                 n_kv_heads=2, d_head=16, d_vocab=1000, theta=10000.0, eps=1e-5, n_ctx=256,
+                 tied=False, dtype="F32", bos=1, eos=32, qk=1.5, embed=1.0, window=64,
+                 partial_rotary=0.5),
+    "gemma2": dict(arch="gemma2", seed=305, d_model=128, d_mlp=256, n_layers=4, n_heads=4,
+                   n_kv_heads=2, d_head=32, d_vocab=1000, theta=10000.0, eps=1e-6, n_ctx=256,
+                   tied=True, dtype="F32", bos=2, eos=1, qk=2.0, embed=0.15, window=40,
+                   attn_softcap=8.0, final_softcap=5.0),
+    "gemma3": dict(arch="gemma3", seed=336, d_model=64, d_mlp=192, n_layers=4, n_heads=4,
+                   n_kv_heads=1, d_head=32, d_vocab=1000, theta=1e6, eps=1e-6, n_ctx=256,
+                   tied=True, dtype="F32", bos=2, eos=1, qk=1.0, embed=0.15, window=40,
+                   qk_norm=0.7, pattern=3, local_theta=10000.0,
+                   rope_scaling={"rope_type": "linear", "factor": 4.0}),
 }
 
 TORCH_DTYPE = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
@@ -149,6 +186,111 @@ def llama_config(s):
     return c
 
 
+def decoder_tensors(s):
+    """Qwen2/Qwen3/Mistral/Phi-3/Gemma 2/Gemma 3 tensors in HF module order. Norm weights ~N(1, 0.1)
+    (Gemma: stored w ~N(0, 0.1), applied as 1 + w); q/k norm weights ~N(qk_norm, 0.1), chosen so
+    scores reach ~10-15 after normalization."""
+    r = Rand(s["seed"])
+    arch, d, f, H, KV, V = (s["arch"], s["d_model"], s["d_mlp"], s["n_heads"], s["n_kv_heads"],
+                            s["d_vocab"])
+    dh = s["d_head"]
+    gemma = arch.startswith("gemma")
+
+    def norm(n, mean=None):
+        return r.normal((n,), 0.1, (0.0 if gemma else 1.0) if mean is None else mean)
+
+    t = [("model.embed_tokens.weight", r.normal((V, d), s["embed"]))]
+    for L in range(s["n_layers"]):
+        p = f"model.layers.{L}."
+        q = r.normal((H * dh, d), s["qk"] / np.sqrt(d))
+        k = r.normal((KV * dh, d), s["qk"] / np.sqrt(d))
+        v = r.normal((KV * dh, d), 1.0 / np.sqrt(d))
+        t.append((p + "input_layernorm.weight", norm(d)))
+        if arch == "phi3":  # one [(H + 2 KV) dh, d] matrix: q rows, k rows, v rows
+            t.append((p + "self_attn.qkv_proj.weight", np.concatenate([q, k, v])))
+        else:
+            t.append((p + "self_attn.q_proj.weight", q))
+            if "bias" in s:
+                t.append((p + "self_attn.q_proj.bias", r.normal((H * dh,), s["bias"])))
+            t.append((p + "self_attn.k_proj.weight", k))
+            if "bias" in s:
+                t.append((p + "self_attn.k_proj.bias", r.normal((KV * dh,), s["bias"])))
+            t.append((p + "self_attn.v_proj.weight", v))
+            if "bias" in s:
+                t.append((p + "self_attn.v_proj.bias", r.normal((KV * dh,), 0.2)))
+        t.append((p + "self_attn.o_proj.weight", r.normal((d, H * dh), 1.0 / np.sqrt(H * dh))))
+        if "qk_norm" in s:
+            t += [(p + "self_attn.q_norm.weight", norm(dh, s["qk_norm"])),
+                  (p + "self_attn.k_norm.weight", norm(dh, s["qk_norm"]))]
+        gate = r.normal((f, d), 1.0 / np.sqrt(d))
+        up = r.normal((f, d), 1.0 / np.sqrt(d))
+        t.append((p + "post_attention_layernorm.weight", norm(d)))
+        if gemma:
+            t.append((p + "pre_feedforward_layernorm.weight", norm(d)))
+        if arch == "phi3":  # [2 d_mlp, d]: gate rows, then up rows
+            t.append((p + "mlp.gate_up_proj.weight", np.concatenate([gate, up])))
+        else:
+            t += [(p + "mlp.gate_proj.weight", gate), (p + "mlp.up_proj.weight", up)]
+        t.append((p + "mlp.down_proj.weight", r.normal((d, f), 1.0 / np.sqrt(f))))
+        if gemma:
+            t.append((p + "post_feedforward_layernorm.weight", norm(d)))
+    t.append(("model.norm.weight", norm(d)))
+    if not s["tied"]:
+        t.append(("lm_head.weight", r.normal((V, d), 0.5)))
+    return t
+
+
+def decoder_config(s):
+    arch, n = s["arch"], s["n_layers"]
+    c = {"architectures": [ARCHITECTURE[arch]], "model_type": MODEL_TYPE.get(arch, arch),
+         "hidden_size": s["d_model"], "intermediate_size": s["d_mlp"], "num_hidden_layers": n,
+         "num_attention_heads": s["n_heads"], "num_key_value_heads": s["n_kv_heads"],
+         "hidden_act": "silu", "attention_dropout": 0.0, "initializer_range": 0.02,
+         "rms_norm_eps": s["eps"], "rope_theta": s["theta"],
+         "rope_scaling": s.get("rope_scaling"), "max_position_embeddings": s["n_ctx"],
+         "vocab_size": s["d_vocab"], "tie_word_embeddings": s["tied"],
+         "bos_token_id": s["bos"], "eos_token_id": s["eos"], "use_cache": True,
+         "torch_dtype": TORCH_DTYPE[s["dtype"]], "transformers_version": "4.51.0"}
+    if s["d_head"] != s["d_model"] // s["n_heads"] or arch in ("qwen3", "gemma2", "gemma3"):
+        c["head_dim"] = s["d_head"]
+    if arch in ("qwen2", "qwen3"):  # as Qwen's own configs: a window stated but switched off
+        c.update(use_sliding_window=False, sliding_window=4096 if arch == "qwen2" else None,
+                 max_window_layers=n)
+    if arch == "qwen3":
+        c["attention_bias"] = False
+    if arch in ("mistral", "phi3"):
+        c["sliding_window"] = s["window"]
+    if arch == "phi3":
+        c.update(partial_rotary_factor=s["partial_rotary"], attention_bias=False,
+                 original_max_position_embeddings=s["n_ctx"], resid_pdrop=0.0, embd_pdrop=0.0,
+                 pad_token_id=s["eos"])
+    if arch.startswith("gemma"):
+        c.update(hidden_act="gelu_pytorch_tanh", hidden_activation="gelu_pytorch_tanh",
+                 head_dim=s["d_head"], query_pre_attn_scalar=s["d_head"], attention_bias=False,
+                 sliding_window=s["window"], attn_logit_softcapping=s.get("attn_softcap"),
+                 final_logit_softcapping=s.get("final_softcap"), pad_token_id=0,
+                 cache_implementation="hybrid")
+    if arch == "gemma3":
+        c.update(rope_local_base_freq=s["local_theta"], sliding_window_pattern=s["pattern"],
+                 layer_types=["sliding_attention" if (i + 1) % s["pattern"] else "full_attention"
+                              for i in range(n)])
+    return c
+
+
+ARCHITECTURE = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
+                "mistral": "MistralForCausalLM", "phi3": "Phi3ForCausalLM",
+                "gemma2": "Gemma2ForCausalLM", "gemma3": "Gemma3ForCausalLM"}
+MODEL_TYPE = {"gemma3": "gemma3_text"}
+
+
+def model_tensors(s):
+    return {"llama": llama_tensors, "gpt2": gpt2_tensors}.get(s["arch"], decoder_tensors)(s)
+
+
+def model_config(s):
+    return {"llama": llama_config, "gpt2": gpt2_config}.get(s["arch"], decoder_config)(s)
+
+
 def gpt2_tensors(s):
     r = Rand(s["seed"])
     d, V, P = s["d_model"], s["d_vocab"], s["n_ctx"]
@@ -196,8 +338,7 @@ def write_model(out_dir, name):
     for old in os.listdir(d):  # a previous run may have left other layouts behind
         if old.endswith((".safetensors", ".json")):
             os.remove(os.path.join(d, old))
-    tensors = llama_tensors(s) if s["arch"] == "llama" else gpt2_tensors(s)
-    config = llama_config(s) if s["arch"] == "llama" else gpt2_config(s)
+    tensors, config = model_tensors(s), model_config(s)
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
         f.write("\n")

@@ -3,7 +3,9 @@
 reference posing as the CLI) clean, once per architecture, which must pass, and with injected
 defects, each of which must produce its own FAIL line -- including the two layout mistakes an HF
 loader is most likely to make (RoPE pairing on HF-layout q/k; TL's LayerNorm hook placement) and
-a model that does not load. Several defects share one run (each must still be caught by name) to
+a model that does not load; and --via-gguf: clean through the mock's `convert` (Gemma 3, and
+Llama with the q/k hooks in the GGUF's interleaved order), q/k hooks of a `llama` GGUF in HF
+order, and a conversion that fails. Several defects share one run (each must still be caught by name) to
 keep the number of mock processes, each importing torch, small.
 
 usage: test_hf_harness.py --models DIR   (written by make_hf_models.py)
@@ -14,7 +16,8 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# (model, defects, expected exit, {defect: substrings that one FAIL line must contain})
+# (model, defects, expected exit, {defect: substrings that one FAIL line must contain}[,
+#  extra check_hf arguments])
 CASES = [
     ("llama_tied", [], 0, {}),
     ("llama_tied",
@@ -39,6 +42,17 @@ CASES = [
      {"ln_preaffine": ["[random] blocks.0.ln1.hook_normalized:"],
       "ln_preaffine (final)": ["[random] ln_final.hook_normalized:"],
       "hook:hook_pos_embed": ["[random] hook_pos_embed:", "max_abs=2.0"]}),
+    # the newer architectures' features need no defect runs here: test_hf_self.py (v-d) shows that
+    # ignoring each changes the logits by > 1e-3, far above the 2e-4 caught above
+    ("gemma3", [], 0, {}, ["--via-gguf", "f32", "--seq-len", "64"]),
+    # a `llama` GGUF: q/k hooks in the file's interleaved order pass, HF order fails
+    ("llama_untied_llama3rope", [], 0, {}, ["--via-gguf", "f32"]),
+    ("llama_untied_llama3rope", ["gguf_hf_order"], 1,
+     {"gguf_hf_order": ["[random] blocks.0.attn.hook_q:"],
+      "gguf_hf_order (rot_k)": ["[random] blocks.1.attn.hook_rot_k:"]}, ["--via-gguf", "f32"]),
+    ("qwen2", ["convertfail"], 1,
+     {"convertfail": ["convert:", "exited 1", "unsupported architecture"]},
+     ["--via-gguf", "f32"]),
 ]
 
 
@@ -48,15 +62,16 @@ def main():
     a = ap.parse_args()
     mock = os.path.join(HERE, "mock_glassbox_hf.py")
     bad = []
-    for model, defects, want, expect in CASES:
+    for model, defects, want, expect, *extra in CASES:
         env = dict(os.environ, MOCK_PERTURB=";".join(defects))
         cmd = [sys.executable, os.path.join(HERE, "check_hf.py"), "--glassbox", mock,
                "--model", os.path.join(a.models, model), "--quiet", "--seq-len", "24",
-               "--gen", "8"]
+               "--gen", "8"] + (extra[0] if extra else [])
         p = subprocess.run(cmd, env=env, capture_output=True, text=True)
         fails = [ln for ln in p.stdout.splitlines() if ln.startswith("FAIL ")]
         last = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else p.stderr[-300:]
-        label = f"{model} defects {';'.join(defects) or '(none)'}"
+        label = f"{model} defects {';'.join(defects) or '(none)'}" + \
+            (f" {' '.join(extra[0])}" if extra else "")
         ok = p.returncode == want
         print(f"{'PASS' if ok else 'FAIL'} {label}: check_hf exit {p.returncode}, expected "
               f"{want}: {last}", flush=True)

@@ -17,8 +17,12 @@
         generator's float32 arrays; BF16/F16 against torch's own rounding), header padded to 8,
         buffer tiled without holes, index total_size / weight_map consistent, generation
         deterministic, and the reader rejects corrupted files.
-Plus, for every model: resid_post[L] == resid_pre[L+1], pattern rows sum to 1, the hook-name list
-is complete and unique, and the model's logits have no float32-scale near-ties.
+  (v)   Qwen2, Qwen3, Mistral, Phi-3, Gemma 2, Gemma 3: selfcheck_decoders.py -- an independent
+        second forward, attention by explicit loops, hook relations, every distinguishing feature
+        changing the logits by > 1e-3, and check_hf.py's sequences free of near-ties.
+Plus, for every model: resid_post[L] == resid_pre[L+1], pattern rows sum to 1, scores -inf exactly
+at the masked positions (causal and sliding window), the hook-name list is complete, unique and in
+order, and the model's logits have no float32-scale near-ties.
 
 usage: test_hf_self.py [--models DIR]   (default: generate into a temporary directory)
 """
@@ -38,6 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import hf_ref  # noqa: E402
 import make_hf_models as mk  # noqa: E402
+import selfcheck_decoders  # noqa: E402
 
 FAILS = []
 
@@ -304,7 +309,7 @@ def check_llama3_rope(mdir):
 def check_files(models_dir):
     for name, spec in mk.MODELS.items():
         mdir = os.path.join(models_dir, name)
-        src = dict(mk.llama_tensors(spec) if spec["arch"] == "llama" else mk.gpt2_tensors(spec))
+        src = dict(mk.model_tensors(spec))
         files = sorted(f for f in os.listdir(mdir) if f.endswith(".safetensors"))
         seen, problems = {}, []
         for fn in files:
@@ -392,22 +397,52 @@ def check_files(models_dir):
 # --------------------------------------------------------------------------------------------
 
 
+def expected_hook_names(m):
+    """The README's per-layer order, rebuilt here from the architecture's features."""
+    if m.arch == "gpt2":
+        per_layer = hf_ref.gpt2_layer_hook_names
+        head, tail = ["hook_embed", "hook_pos_embed"], []
+    else:
+        def per_layer(L):
+            p = f"blocks.{L}."
+            qk = ["attn.q_norm.hook_scale", "attn.q_norm.hook_normalized",
+                  "attn.k_norm.hook_scale", "attn.k_norm.hook_normalized"] if m.qk_norm else []
+            post1 = ["ln1_post.hook_scale", "ln1_post.hook_normalized"] if m.sandwich else []
+            post2 = ["ln2_post.hook_scale", "ln2_post.hook_normalized"] if m.sandwich else []
+            return [p + x for x in ["hook_resid_pre", "ln1.hook_scale", "ln1.hook_normalized",
+                                    "attn.hook_q", "attn.hook_k", "attn.hook_v"] + qk +
+                    ["attn.hook_rot_q", "attn.hook_rot_k", "attn.hook_attn_scores",
+                     "attn.hook_pattern", "attn.hook_z"] + post1 +
+                    ["hook_attn_out", "hook_resid_mid", "ln2.hook_scale", "ln2.hook_normalized",
+                     "mlp.hook_pre", "mlp.hook_pre_linear", "mlp.hook_post"] + post2 +
+                    ["hook_mlp_out", "hook_resid_post"]]
+        head = ["hook_embed"]
+    tail = ["ln_final.hook_scale", "ln_final.hook_normalized"]
+    return head + [h for L in range(m.cfg["n_layers"]) for h in per_layer(L)] + tail
+
+
 def check_common(name, m, toks, logits, cache):
     names = m.hook_names()
     ok = len(names) == len(set(names)) == len(cache) and set(names) == set(cache)
-    n_layer = len(hf_ref.llama_layer_hook_names(0) if m.arch == "llama"
-                  else hf_ref.gpt2_layer_hook_names(0))
-    check(ok and len(names) == n_layer * m.cfg["n_layers"] + (3 if m.arch == "llama" else 4),
-          f"{name}: {len(names)} hook names, unique, all produced by forward('all')")
+    check(ok and names == expected_hook_names(m),
+          f"{name}: {len(names)} hook names, unique, in order, all produced by forward('all')")
     d = max(maxdiff(cache[f"blocks.{L}.hook_resid_post"], cache[f"blocks.{L + 1}.hook_resid_pre"])
             for L in range(m.cfg["n_layers"] - 1))
     rs = max(maxdiff(cache[f"blocks.{L}.attn.hook_pattern"].sum(-1),
                      torch.ones(m.cfg["n_heads"], len(toks), dtype=torch.float64))
              for L in range(m.cfg["n_layers"]))
-    above = all(bool(torch.isneginf(cache[f"blocks.{L}.attn.hook_attn_scores"][
-        :, hf_ref.causal_mask(len(toks))]).all()) for L in range(m.cfg["n_layers"]))
-    check(d == 0.0 and rs < 1e-12 and above, f"{name}: resid_post[L] == resid_pre[L+1], pattern "
-          f"rows sum to 1 ({rs:.1e}), scores -inf exactly above the diagonal")
+    windows = m.cfg.get("windows") or [None] * m.cfg["n_layers"]
+    n = len(toks)
+    exact = True
+    for L, W in enumerate(windows):  # masked: above the diagonal, or W or more keys back
+        masked = torch.tensor([[j > i or (W is not None and i - j >= W) for j in range(n)]
+                               for i in range(n)])
+        s = cache[f"blocks.{L}.attn.hook_attn_scores"]
+        exact = exact and bool(torch.isneginf(s[:, masked]).all()) and bool(
+            torch.isfinite(s[:, ~masked]).all())
+    wtxt = "" if all(w is None for w in windows) else f" and outside windows {windows}"
+    check(d == 0.0 and rs < 1e-12 and exact, f"{name}: resid_post[L] == resid_pre[L+1], pattern "
+          f"rows sum to 1 ({rs:.1e}), scores -inf exactly above the diagonal{wtxt}")
     top2 = torch.topk(logits, 2, dim=-1).values
     margin = float((top2[:, 0] - top2[:, 1]).min())
     check(margin > 1e-4, f"{name}: min top-1/top-2 logit margin over {len(toks)} positions "
@@ -425,18 +460,24 @@ def main():
         models = models or tmp.name
         for n in mk.MODELS:
             mk.write_model(models, n)
+    summary = {}
     for name, spec in mk.MODELS.items():
         mdir = os.path.join(models, name)
         if spec["arch"] == "llama":
             res = check_llama_independent(name, mdir)
-        else:
+        elif spec["arch"] == "gpt2":
             res = check_gpt2(name, mdir)
+        else:
+            res, summary[name] = selfcheck_decoders.check_decoder(name, mdir, check)
         check_common(name, *res)
     x = torch.linspace(-8, 8, 2001, dtype=torch.float64)
     d = maxdiff(hf_ref.gelu_new(x), F.gelu(x, approximate="tanh"))
     check(d < 1e-14, f"(ii) gelu_new == torch gelu(approximate='tanh') on [-8, 8]: {d:.1e}")
     check_llama3_rope(os.path.join(models, "llama_untied_llama3rope"))
     check_files(models)
+    for name, v in summary.items():
+        print(f"summary {name}: min top-1/top-2 margin {v['margin']:.2e}, max |attn score| "
+              f"{v['max_score']:.2f}")
     print(f"test_hf_self: {len(FAILS)} failure(s)")
     return 1 if FAILS else 0
 
