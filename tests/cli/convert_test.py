@@ -466,6 +466,20 @@ with tempfile.TemporaryDirectory() as tmp:
     check("llama3 rope: GGUF rope_freqs -> HF is refused with a clear message",
           back.returncode == 1 and "rope_freqs" in back.stderr, back.stderr.strip()[-200:])
 
+    # ---- New architectures: refusals where GGUF (as llama.cpp reads it) would mean another model ----
+    subprocess.run([sys.executable, MAKE_HF, "--out", P("hf"), "--only", "gemma2_qscale,gemma3"],
+                   check=True, capture_output=True)
+    q = subprocess.run([GB, "convert", "-m", P("hf/gemma2_qscale"), "-o", P("gq.gguf")],
+                       capture_output=True, text=True)
+    check("gemma2: query_pre_attn_scalar != head_dim -> GGUF is refused, naming the field",
+          q.returncode == 1 and "query_pre_attn_scalar 18" in q.stderr
+          and not os.path.exists(P("gq.gguf")), q.stderr.strip()[-200:])
+    h = subprocess.run([GB, "convert", "-m", P("hf/gemma3"), "-o", P("g3_back")],
+                       capture_output=True, text=True)
+    check("gemma3 -> HF safetensors is refused (only llama and gpt2 are written as HF)",
+          h.returncode == 1 and "writing gemma3 as an HF checkpoint is not supported" in h.stderr,
+          h.stderr.strip()[-200:])
+
 # Vocabulary-only GGUF from a byte-level BPE tokenizer.json (GPT-2, Llama 3): `tokenize` reads it
 # with --model (no weights needed) and with --tokenizer, and gives the tokenizer.json's ids
 # (tests/unit/gguf_bpe_test.cpp compares the whole corpus in-process).

@@ -84,6 +84,12 @@ MODELS = {
                    n_kv_heads=2, d_head=32, d_vocab=1000, theta=10000.0, eps=1e-6, n_ctx=256,
                    tied=True, dtype="F32", bos=2, eos=1, qk=2.0, embed=0.15, window=40,
                    attn_softcap=8.0, final_softcap=5.0),
+    # query_pre_attn_scalar != head_dim: what HF computes, which GGUF cannot state (convert
+    # refuses it); an engine scaling by 1/sqrt(head_dim) fails here.
+    "gemma2_qscale": dict(arch="gemma2", seed=305, d_model=128, d_mlp=256, n_layers=4, n_heads=4,
+                          n_kv_heads=2, d_head=32, d_vocab=1000, theta=10000.0, eps=1e-6,
+                          n_ctx=256, tied=True, dtype="BF16", bos=2, eos=1, qk=2.0, embed=0.15,
+                          window=40, attn_softcap=8.0, final_softcap=5.0, q_pre=18),
     "gemma3": dict(arch="gemma3", seed=336, d_model=64, d_mlp=192, n_layers=4, n_heads=4,
                    n_kv_heads=1, d_head=32, d_vocab=1000, theta=1e6, eps=1e-6, n_ctx=256,
                    tied=True, dtype="F32", bos=2, eos=1, qk=1.0, embed=0.15, window=40,
@@ -266,7 +272,8 @@ def decoder_config(s):
                  pad_token_id=s["eos"])
     if arch.startswith("gemma"):
         c.update(hidden_act="gelu_pytorch_tanh", hidden_activation="gelu_pytorch_tanh",
-                 head_dim=s["d_head"], query_pre_attn_scalar=s["d_head"], attention_bias=False,
+                 head_dim=s["d_head"], query_pre_attn_scalar=s.get("q_pre", s["d_head"]),
+                 attention_bias=False,
                  sliding_window=s["window"], attn_logit_softcapping=s.get("attn_softcap"),
                  final_logit_softcapping=s.get("final_softcap"), pad_token_id=0,
                  cache_implementation="hybrid")
