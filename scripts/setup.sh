@@ -9,7 +9,7 @@ PACKAGES=(
   libpcre2-dev zlib1g-dev libzstd-dev libsqlite3-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang lld llvm libclang-rt-14-dev
-  python3 python3-torch python3-numpy
+  python3 python3-torch python3-numpy python3-jinja2
   chromium chromium-driver
 )
 # node + npm run the byte-level BPE references (tests/reference/bpe). A node that bundles its own
@@ -83,5 +83,33 @@ llama_cpp_headers() {
 }
 if command -v npm >/dev/null 2>&1; then
   llama_cpp_headers
+fi
+
+# @huggingface/jinja, Hugging Face's JavaScript Jinja: the independent renderer of the
+# chat-template reference check (tests/reference/jinja). The npm tarball at a pinned version,
+# checked against its sha256 and unpacked into build/deps/ (it has no dependencies). Without it
+# that check skips.
+HF_JINJA_DIR="$ROOT/build/deps/huggingface-jinja-0.5.13"
+hf_jinja() {
+  local tgz=huggingface-jinja-0.5.13.tgz tmp
+  local want=f191fb8332ae4d5cdf73682ced93ccc58c25021cf338ae0795f7652985c2c0e1
+  if [ -f "$HF_JINJA_DIR/package.json" ]; then
+    echo "setup: @huggingface/jinja present"
+    return 0
+  fi
+  tmp="$(mktemp -d)"
+  if (cd "$tmp" && npm pack @huggingface/jinja@0.5.13 --silent --no-audit --no-fund >/dev/null) &&
+     echo "$want  $tmp/$tgz" | sha256sum -c --quiet &&
+     mkdir -p "$tmp/unpacked" && tar -xzf "$tmp/$tgz" -C "$tmp/unpacked" --strip-components=1 &&
+     mkdir -p "$(dirname "$HF_JINJA_DIR")" && mv "$tmp/unpacked" "$HF_JINJA_DIR"; then
+    echo "setup: @huggingface/jinja in $HF_JINJA_DIR"
+  else
+    rm -rf "$HF_JINJA_DIR"
+    echo "setup: could not fetch @huggingface/jinja; the chat-template reference check will skip" >&2
+  fi
+  rm -rf "$tmp"
+}
+if command -v npm >/dev/null 2>&1; then
+  hf_jinja
 fi
 echo "setup: done"

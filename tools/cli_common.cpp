@@ -65,6 +65,10 @@ std::vector<int32_t> input_ids(const Model& model, const ModelArgs& margs, const
   } else {
     throw Error(ErrorCode::kInvalidArgument, "give the input as --tokens or --prompt");
   }
+  return checked_input_ids(model, std::move(ids));
+}
+
+std::vector<int32_t> checked_input_ids(const Model& model, std::vector<int32_t> ids) {
   if (ids.empty()) throw Error(ErrorCode::kInvalidArgument, "the input has no tokens");
   const int64_t n_vocab = model.config().d_vocab;
   for (size_t i = 0; i < ids.size(); ++i) {

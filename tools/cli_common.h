@@ -36,6 +36,8 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& optio
 // Resolves --tokens or --prompt into ids for `model` (loading its tokenizer only for --prompt)
 // and checks they are non-empty and fit in the context.
 std::vector<int32_t> input_ids(const Model& model, const ModelArgs& margs, const TokenArgs& targs);
+// input_ids' checks on ids made elsewhere: non-empty, in the vocabulary, within the context.
+std::vector<int32_t> checked_input_ids(const Model& model, std::vector<int32_t> ids);
 
 // "a,b,,c" -> {"a", "b", "c"} (empty items dropped), for comma-separated list options.
 std::vector<std::string> split_list(const std::string& text);
@@ -64,5 +66,6 @@ Action register_probe(CLI::App& app);
 Action register_persona(CLI::App& app);
 Action register_explain(CLI::App& app);
 Action register_score(CLI::App& app);
+Action register_chat_template(CLI::App& app);
 
 }  // namespace glassbox::cli

@@ -14,6 +14,7 @@ namespace {
 struct AnalyzeArgs {
   ModelArgs model;
   std::string corpus;
+  std::string hook;
   AnalyzeOptions options;
 };
 
@@ -39,6 +40,7 @@ int run_analyze(AnalyzeArgs& a) {
   } catch (const Error& e) {
     throw e.with_context("--sae " + o.sae_path);
   }
+  if (!a.hook.empty()) sae.hook_name = a.hook;
   Progress bars[2] = {Progress("analyze pass 1/2", "tok"), Progress("analyze pass 2/2", "tok")};
   int64_t base[2] = {-1, -1};
   const AnalyzeResult r =
@@ -80,6 +82,8 @@ Action register_analyze(CLI::App& app) {
   add_model_options(*cmd, a->model);
   cmd->add_option("--sae", o.sae_path, "SAE: SAELens or sparsify directory, Gemma Scope params.npz")
       ->required();
+  cmd->add_option("--hook", a->hook,
+                  "Hook the SAE reads (default: the SAE's hook_name; Gemma Scope files name none)");
   cmd->add_option("--corpus", a->corpus,
                   "Corpus files, comma-separated: .jsonl (field \"text\") or text split on "
                   "<|endoftext|>")

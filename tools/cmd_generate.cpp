@@ -4,6 +4,7 @@
 #include <fstream>
 #include <random>
 
+#include "chat/chat_prompt.h"
 #include "cli_common.h"
 #include "model/run.h"
 #include "model/session.h"
@@ -21,7 +22,28 @@ struct GenerateArgs {
   bool ignore_eos = false;
   std::optional<std::string> ids_out;
   SteerArgs steer;
+  bool chat = false;                         // --prompt is one user message of a conversation
+  std::optional<std::string> system;         // an optional system message before it
+  std::optional<std::string> chat_template;  // instead of the model's own template
 };
+
+// --chat: the conversation rendered with the model's chat template (or --chat-template) and
+// tokenized with its special tokens; without a template the messages joined as plain text.
+std::vector<int32_t> chat_input_ids(const Model& model, const Tokenizer& tokenizer,
+                                    const GenerateArgs& a) {
+  if (!a.input.prompt) throw Error(ErrorCode::kInvalidArgument, "--chat needs --prompt");
+  const ChatFormatter chat(model, tokenizer, ChatTemplateChoice{a.chat_template, false});
+  std::vector<ChatMessage> messages;
+  if (a.system) messages.push_back({"system", *a.system});
+  messages.push_back({"user", *a.input.prompt});
+  const std::string text = chat.format(chat_messages_json(messages), true);
+  std::fprintf(stderr, "glassbox: chat prompt: %s\n", chat.describe().c_str());
+  if (!chat.uses_template()) {
+    return checked_input_ids(
+        model, tokenizer.encode(text, !a.input.no_bos && tokenizer.add_bos_by_default(), false));
+  }
+  return checked_input_ids(model, encode_chat_prompt(tokenizer, text));
+}
 
 std::string ids_json(const std::vector<int32_t>& ids) {
   std::string s = "[";
@@ -31,13 +53,19 @@ std::string ids_json(const std::vector<int32_t>& ids) {
 
 int run_generate(GenerateArgs& a) {
   const Model model = load_model(a.model.model_path);
-  const std::vector<int32_t> prompt = input_ids(model, a.model, a.input);
-  // Decoding the output always needs a tokenizer; missing one is not an error with --ids-out.
   std::unique_ptr<Tokenizer> tokenizer;
-  try {
+  std::vector<int32_t> prompt;
+  if (a.chat) {
     tokenizer = load_model_tokenizer(model, a.model.tokenizer_path);
-  } catch (const Error&) {
-    if (!a.ids_out) throw;
+    prompt = chat_input_ids(model, *tokenizer, a);
+  } else {
+    prompt = input_ids(model, a.model, a.input);
+    // Decoding the output always needs a tokenizer; missing one is not an error with --ids-out.
+    try {
+      tokenizer = load_model_tokenizer(model, a.model.tokenizer_path);
+    } catch (const Error&) {
+      if (!a.ids_out) throw;
+    }
   }
   a.sampling.seed = a.seed ? *a.seed : std::random_device{}();
   GenerateOptions options;
@@ -99,6 +127,15 @@ Action register_generate(CLI::App& app) {
   cmd->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at EOS/BOS");
   cmd->add_option("--ids-out", a->ids_out, "Also write {prompt_ids, generated_ids} as JSON");
   add_steer_options(*cmd, a->steer);
+  auto* chat = cmd->add_flag("--chat", a->chat,
+                             "Take --prompt as a user message and render the conversation with "
+                             "the model's chat template (plain text when it has none)");
+  cmd->add_option("--system", a->system, "With --chat: a system message before the prompt")
+      ->needs(chat);
+  cmd->add_option("--chat-template", a->chat_template,
+                  "With --chat: a Jinja chat template file instead of the model's own")
+      ->needs(chat);
+  chat->excludes("--tokens");
   return [a] { return run_generate(*a); };
 }
 

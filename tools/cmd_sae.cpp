@@ -13,6 +13,7 @@ struct ConvertSaeArgs {
   std::string in;
   std::string to;
   std::string out;
+  std::string hook;
 };
 
 int run_convert_sae(const ConvertSaeArgs& a) {
@@ -22,7 +23,8 @@ int run_convert_sae(const ConvertSaeArgs& a) {
                 "--to must be saelens or sparsify, got '" + a.to + "'");
   }
   const SaeFormat from = detect_sae_format(a.in);
-  const Sae sae = load_sae(a.in);
+  Sae sae = load_sae(a.in);
+  if (!a.hook.empty()) sae.hook_name = a.hook;
   save_sae(sae, a.out, *format);
   std::fprintf(stderr, "glassbox: wrote %s (%s, from %s; %s, d_in %lld, d_sae %lld)\n",
                a.out.c_str(), a.to.c_str(), sae_format_name(from), sae_arch_name(sae.arch),
@@ -74,6 +76,8 @@ Action register_convert_sae(CLI::App& app) {
       ->required();
   cmd->add_option("--to", a->to, "Output format: saelens or sparsify")->required();
   cmd->add_option("--out,-o", a->out, "Output directory (created if needed)")->required();
+  cmd->add_option("--hook", a->hook,
+                  "Hook name to record (Gemma Scope files name none; default: the input's)");
   return [a] { return run_convert_sae(*a); };
 }
 

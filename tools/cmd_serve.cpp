@@ -49,6 +49,7 @@ int run_serve(ServeArgs& a) {
   sa.sa_flags = SA_RESTART;
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  std::fprintf(stderr, "glassbox: chat prompts: %s\n", srv.chat_prompt_format().c_str());
   const int port = srv.start();
   std::printf("glassbox: serving http://%s:%d/\n", o.host.c_str(), port);
   std::fflush(stdout);
@@ -82,6 +83,8 @@ Action register_serve(CLI::App& app) {
   add_model_options(*cmd, a->model);
   add_steer_options(*cmd, a->steer);
   cmd->add_option("--sae", o.sae_path, "SAE directory for /api/run (SAELens, sparsify, ...)");
+  cmd->add_option("--sae-hook", o.sae_hook,
+                  "Hook the SAE reads (default: its hook_name; Gemma Scope files name none)");
   cmd->add_option("--probe", o.probe_paths,
                   "Probe file or directory of *.probe.json for \"probe\" monitors (repeatable)");
   cmd->add_option("--monitors", o.monitors_path,
@@ -111,6 +114,13 @@ Action register_serve(CLI::App& app) {
   cmd->add_option("--timeout", o.timeout_s,
                   "Seconds a request may wait and run; also socket read/write timeout (default 60)")
       ->check(CLI::Range(0.001, 86400.0));
+  auto* tmpl =
+      cmd->add_option("--chat-template-file", o.chat_template_file,
+                      "Jinja chat template for /v1/chat/completions instead of the "
+                      "model's own (GGUF tokenizer.chat_template / tokenizer_config.json)");
+  cmd->add_flag("--no-chat-template", o.no_chat_template,
+                "Join chat messages as plain text even if the model has a chat template")
+      ->excludes(tmpl);
   return [a] { return run_serve(*a); };
 }
 

@@ -11,13 +11,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "glassbox 0.1.0");
   std::map<CLI::App*, cli::Action> actions;
-  for (auto reg :
-       {cli::register_info, cli::register_generate, cli::register_logits, cli::register_cache,
-        cli::register_tokenize, cli::register_convert, cli::register_bench, cli::register_harvest,
-        cli::register_train_sae, cli::register_eval_sae, cli::register_convert_sae,
-        cli::register_sae_encode, cli::register_analyze, cli::register_serve,
-        cli::register_steer_vector, cli::register_probe, cli::register_persona,
-        cli::register_explain, cli::register_score}) {
+  for (auto reg : {cli::register_info,     cli::register_generate,     cli::register_logits,
+                   cli::register_cache,    cli::register_tokenize,     cli::register_convert,
+                   cli::register_bench,    cli::register_harvest,      cli::register_train_sae,
+                   cli::register_eval_sae, cli::register_convert_sae,  cli::register_sae_encode,
+                   cli::register_analyze,  cli::register_serve,        cli::register_steer_vector,
+                   cli::register_probe,    cli::register_persona,      cli::register_explain,
+                   cli::register_score,    cli::register_chat_template}) {
     const size_t before = app.get_subcommands({}).size();
     cli::Action action = reg(app);
     actions[app.get_subcommands({})[before]] = std::move(action);

@@ -134,7 +134,7 @@ AnalyzeResult analyze(const Model& model, const Tokenizer& tok, const Sae& sae,
   validate(o);
   const ModelConfig& c = model.config();
   if (sae.hook_name.empty()) {
-    throw Error(ErrorCode::kInvalidArgument, "--sae " + o.sae_path + ": the SAE names no hook");
+    throw Error(ErrorCode::kInvalidArgument, "--sae " + o.sae_path + ": the SAE names no hook (Gemma Scope files do not); give --hook");
   }
   const HookName hn = resolve_hook_name(sae.hook_name, c);
   const std::optional<Shape> row_shape = hook_token_shape(hn.point, c);

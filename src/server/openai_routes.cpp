@@ -205,15 +205,16 @@ void completions_route(ServerState& s, const httplib::Request& req, httplib::Res
   send_json(res, out);
 }
 
-// messages -> one plain-text prompt: the models here have no chat template (documented).
-std::string chat_prompt(const json& body) {
+// The request's messages, validated (a 400 names the field at fault), each content's text parts
+// joined into one string.
+std::vector<ChatMessage> chat_messages(const json& body) {
   const auto it = body.find("messages");
   if (it == body.end() || it->is_null())
     throw HttpError(400, "messages: this field is required (a list of {role, content})", "messages",
                     "missing_field");
   if (!it->is_array()) bad_field("messages", "expected a list of {role, content} objects");
   if (it->empty()) bad_field("messages", "expected at least one message");
-  std::string prompt;
+  std::vector<ChatMessage> messages;
   for (size_t i = 0; i < it->size(); ++i) {
     const json& m = (*it)[i];
     const std::string where = "messages[" + std::to_string(i) + "]";
@@ -240,9 +241,34 @@ std::string chat_prompt(const json& body) {
     } else {
       bad_field(where + ".content", "expected a string or a list of text parts");
     }
-    prompt += (i ? "\n" : "") + text;
+    messages.push_back({*role, std::move(text)});
   }
-  return prompt;
+  return messages;
+}
+
+// The prompt's ids: the messages rendered with the model's chat template and tokenized with its
+// special tokens, or (no template) their contents joined with "\n" as before. A template that
+// fails is a 400 naming it and what went wrong. Sets the reply's prompt_format fields in `info`.
+std::vector<int32_t> chat_prompt_ids(const ServerState& s, const json& body, json& info) {
+  const std::vector<ChatMessage> messages = chat_messages(body);
+  const bool add_generation_prompt = opt_bool(body, "add_generation_prompt").value_or(true);
+  std::string extra = "{}";
+  if (const auto it = body.find("chat_template_kwargs"); it != body.end() && !it->is_null()) {
+    if (!it->is_object()) bad_field("chat_template_kwargs", "expected an object of variables");
+    extra = dump(*it);
+  }
+  std::string text;
+  try {
+    text = s.chat->format(chat_messages_json(messages), add_generation_prompt, extra);
+  } catch (const Error& e) {
+    throw HttpError(400, e.what(), "messages", "chat_template_error");
+  }
+  if (!s.chat->uses_template()) {
+    info = {{"prompt_format", "plain"}, {"chat_template", nullptr}};
+    return s.encode_prompt(text, "messages");
+  }
+  info = {{"prompt_format", "chat_template"}, {"chat_template", s.chat->template_name()}};
+  return s.check_prompt(encode_chat_prompt(*s.tokenizer, text), "messages");
 }
 
 void chat_route(ServerState& s, const httplib::Request& req, httplib::Response& res) {
@@ -252,7 +278,8 @@ void chat_route(ServerState& s, const httplib::Request& req, httplib::Response& 
     bad_field("logprobs", "log probabilities are not supported by this server");
   if (const auto it = body.find("tools"); it != body.end() && !it->is_null())
     bad_field("tools", "tool calls are not supported by this server");
-  c.gen.prompt = s.encode_prompt(chat_prompt(body), "messages");
+  json prompt_info;
+  c.gen.prompt = chat_prompt_ids(s, body, prompt_info);
   c.gen.deadline = s.deadline();
 
   const json base = {{"id", make_id("chatcmpl-")},
@@ -271,6 +298,7 @@ void chat_route(ServerState& s, const httplib::Request& req, httplib::Response& 
       return j;
     };
     json first = base;
+    first.update(prompt_info);
     first["choices"] = json::array({{{"index", 0},
                                      {"delta", {{"role", "assistant"}, {"content", ""}}},
                                      {"logprobs", nullptr},
@@ -281,6 +309,7 @@ void chat_route(ServerState& s, const httplib::Request& req, httplib::Response& 
   const GenerationResult r = run_generation(lease->session(), *s.tokenizer, c.gen, {});
   json out = base;
   out["object"] = "chat.completion";
+  out.update(prompt_info);
   out["choices"] = json::array({{{"index", 0},
                                  {"message", {{"role", "assistant"}, {"content", r.text}}},
                                  {"logprobs", nullptr},

@@ -17,7 +17,12 @@ namespace glassbox::server {
 
 std::vector<int32_t> ServerState::encode_prompt(const std::string& text, const std::string& field,
                                                 bool bos) const {
-  std::vector<int32_t> ids = tokenizer->encode(text, bos && tokenizer->add_bos_by_default(), false);
+  return check_prompt(tokenizer->encode(text, bos && tokenizer->add_bos_by_default(), false),
+                      field);
+}
+
+std::vector<int32_t> ServerState::check_prompt(std::vector<int32_t> ids,
+                                               const std::string& field) const {
   if (ids.empty()) bad_field(field, "the prompt has no tokens (give some text)");
   const int64_t n_ctx = this->n_ctx();
   if (static_cast<int64_t>(ids.size()) > n_ctx) {
@@ -214,14 +219,25 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   s.model = std::make_unique<Model>(load_model(s.options.model_path));
   s.tokenizer = load_model_tokenizer(*s.model, s.options.tokenizer_path);
   s.model_name = std::filesystem::path(s.options.model_path).stem().string();
+  s.chat = std::make_unique<ChatFormatter>(
+      *s.model, *s.tokenizer,
+      ChatTemplateChoice{s.options.chat_template_file, s.options.no_chat_template});
   if (s.options.sae_path) {
     Sae sae = load_sae(*s.options.sae_path);
+    if (s.options.sae_hook) sae.hook_name = *s.options.sae_hook;
+    if (sae.hook_name.empty()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  *s.options.sae_path + ": the SAE names no hook (Gemma Scope files do not); give "
+                                        "--sae-hook");
+    }
     const HookName hook = resolve_hook_name(sae.hook_name, s.model->config());
     const auto shape = hook_token_shape(hook.point, s.model->config());
     if (!shape || shape_numel(*shape) != sae.d_in) {
-      throw Error(ErrorCode::kShape, *s.options.sae_path + ": the SAE reads " + sae.hook_name +
-                                         " with d_in " + std::to_string(sae.d_in) +
-                                         ", which does not match the model's activation there");
+      throw Error(ErrorCode::kShape,
+                  *s.options.sae_path + ": the SAE reads " + sae.hook_name + " with d_in " +
+                      std::to_string(sae.d_in) + ", but the model's activation there has " +
+                      (shape ? std::to_string(shape_numel(*shape)) + " values per token"
+                             : std::string("no per-token rows")));
     }
     s.sae = std::move(sae);
   }
@@ -284,6 +300,8 @@ int Server::start() {
   }
   return port;
 }
+
+std::string Server::chat_prompt_format() const { return impl_->state.chat->describe(); }
 
 void Server::wait() {
   if (impl_->listener.joinable()) impl_->listener.join();

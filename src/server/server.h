@@ -21,6 +21,7 @@ struct ServerOptions {
   std::string model_path;
   std::optional<std::string> tokenizer_path;
   std::optional<std::string> sae_path;  // SAE directory (any format load_sae reads)
+  std::optional<std::string> sae_hook;  // the hook it reads, overriding its hook_name
   std::optional<std::string> db_path;   // feature database written by `glassbox analyze`
   // Probe files or directories (probe_files) that "probe" monitors may name.
   std::vector<std::string> probe_paths;
@@ -39,6 +40,11 @@ struct ServerOptions {
   // Interventions on every request's forward pass (llama-server's --control-vector flags), made
   // once the model's config is known; installed on every worker session for the server's life.
   std::function<std::vector<Intervention>(const ModelConfig&)> make_interventions;
+  // /v1/chat/completions renders messages with the model's chat template (GGUF
+  // tokenizer.chat_template, HF tokenizer_config.json); this file replaces it, and
+  // no_chat_template keeps the plain joining of the contents even when the model has one.
+  std::optional<std::string> chat_template_file;
+  bool no_chat_template = false;
 };
 
 class Server {
@@ -53,6 +59,9 @@ class Server {
   int start();
   // Blocks until the server has stopped (after stop(), all in-flight requests finished).
   void wait();
+  // How chat messages become the prompt: "chat template NAME", or the plain joining; a template
+  // that does not parse is named with its error (every chat request is then refused with it).
+  std::string chat_prompt_format() const;
   // Stops accepting connections, refuses queued model work with 503, lets running requests
   // (streams included) finish. Safe to call from any thread, more than once.
   void stop();

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "analysis/feature_db.h"
+#include "chat/chat_prompt.h"
 #include "model/model.h"
 #include "probe/probe.h"
 #include "sae/sae.h"
@@ -37,6 +38,7 @@ struct ServerState {
   std::vector<MonitorSpec> monitors;    // --monitors: on every generation request
   std::unique_ptr<FeatureDb> db;
   std::unique_ptr<ModelPool> pool;
+  std::unique_ptr<ChatFormatter> chat;  // messages -> prompt text (template or plain joining)
 
   std::chrono::steady_clock::time_point deadline() const {
     return std::chrono::steady_clock::now() +
@@ -48,6 +50,9 @@ struct ServerState {
   // 400 naming `field` otherwise.
   std::vector<int32_t> encode_prompt(const std::string& text, const std::string& field,
                                      bool bos = true) const;
+  // The same checks (non-empty, fits the context) on ids made elsewhere (a chat template's text
+  // tokenized with its special tokens).
+  std::vector<int32_t> check_prompt(std::vector<int32_t> ids, const std::string& field) const;
 };
 
 using RouteFn = std::function<void(const httplib::Request&, httplib::Response&)>;

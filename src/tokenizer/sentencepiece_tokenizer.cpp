@@ -69,6 +69,12 @@ class SentencePieceTokenizer final : public Tokenizer {
     if (id < 0 || id >= n_ || byte_of_[static_cast<size_t>(id)] < 0) return std::nullopt;
     return static_cast<uint8_t>(byte_of_[static_cast<size_t>(id)]);
   }
+  std::vector<std::pair<std::string, int32_t>> control_tokens() const override {
+    std::vector<std::pair<std::string, int32_t>> out;
+    for (int id = 0; id < n_; ++id)
+      if (sp_.IsControl(id)) out.emplace_back(sp_.IdToPiece(id), id);
+    return out;
+  }
 
  private:
   static std::optional<int32_t> optional_id(int id) {

@@ -109,6 +109,13 @@ class SpmBpeTokenizer final : public Tokenizer {
     return static_cast<uint8_t>(byte_of_[static_cast<size_t>(id)]);
   }
   bool add_bos_by_default() const override { return vocab_.add_bos; }
+  std::vector<std::pair<std::string, int32_t>> control_tokens() const override {
+    std::vector<std::pair<std::string, int32_t>> out;
+    for (size_t i = 0; i < vocab_.types.size(); ++i)
+      if (vocab_.types[i] == PieceType::kControl)
+        out.emplace_back(vocab_.pieces[i], static_cast<int32_t>(i));
+    return out;
+  }
 
  private:
   void check_id(int32_t id) const {

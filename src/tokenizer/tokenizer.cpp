@@ -31,6 +31,37 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool
   return ids;
 }
 
+std::vector<int32_t> encode_special(const Tokenizer& tokenizer, std::string_view text) {
+  std::vector<std::pair<std::string, int32_t>> specials = tokenizer.control_tokens();
+  std::erase_if(specials, [](const auto& s) { return s.first.empty(); });
+  if (specials.empty()) return tokenizer.encode(text);
+  // By first byte, longest first, so each position costs only the tokens that could start there.
+  std::vector<std::vector<const std::pair<std::string, int32_t>*>> by_byte(256);
+  std::sort(specials.begin(), specials.end(),
+            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  for (const auto& s : specials) by_byte[static_cast<uint8_t>(s.first[0])].push_back(&s);
+  std::vector<int32_t> ids;
+  size_t start = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    for (const auto* s : by_byte[static_cast<uint8_t>(text[i])]) {
+      if (text.compare(i, s->first.size(), s->first) != 0) continue;
+      if (i > start) {
+        const std::vector<int32_t> part = tokenizer.encode(text.substr(start, i - start));
+        ids.insert(ids.end(), part.begin(), part.end());
+      }
+      ids.push_back(s->second);
+      start = i + s->first.size();
+      i = start - 1;
+      break;
+    }
+  }
+  if (start < text.size()) {
+    const std::vector<int32_t> part = tokenizer.encode(text.substr(start));
+    ids.insert(ids.end(), part.begin(), part.end());
+  }
+  return ids;
+}
+
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {

@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace glassbox {
@@ -55,10 +56,21 @@ class Tokenizer {
   // is these bytes concatenated and repaired by bpe_bytes::append_utf8_lossy; StreamDecoder
   // relies on that.
   virtual std::optional<std::string_view> token_bytes(int32_t id) const { return std::nullopt; }
+  // Control tokens as (text, id): SentencePiece control pieces (<s>, </s>, Gemma's
+  // <start_of_turn>, ...), which encode() never matches in text. Byte-level BPE returns none:
+  // its encode() already matches every added token.
+  virtual std::vector<std::pair<std::string, int32_t>> control_tokens() const { return {}; }
 
   // encode() plus optional BOS in front and EOS at the end (when the vocabulary has them).
   std::vector<int32_t> encode(std::string_view text, bool add_bos, bool add_eos) const;
 };
+
+// encode() with the control tokens' texts matched too (llama.cpp's parse_special = true), for
+// text with special tokens in it such as a rendered chat template: the text is split at every
+// occurrence of a control token (leftmost first, the longest at a position), and each part in
+// between is encoded on its own (so a SentencePiece dummy prefix follows each special token, as
+// in llama.cpp). Adds no BOS/EOS of its own. Equals encode() when there are no control tokens.
+std::vector<int32_t> encode_special(const Tokenizer& tokenizer, std::string_view text);
 
 // What a person should see for one token, as TransformerLens's to_str_tokens shows it: the
 // token's own text with its leading space kept (SentencePiece's U+2581 and byte-level BPE's

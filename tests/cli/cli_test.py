@@ -289,8 +289,8 @@ with tempfile.TemporaryDirectory() as tmp:
     expect_error("HF intermediate_size mismatch", logits_args(d), "intermediate_size is 48")
     d = hf_dir("hf_untied", dict(cfg, tie_word_embeddings=False), tens)
     expect_error("HF untied without lm_head", logits_args(d), "lm_head.weight")
-    d = hf_dir("hf_mistral", dict(cfg, architectures=["MistralForCausalLM"]), tens)
-    expect_error("HF unsupported architecture", logits_args(d), "MistralForCausalLM")
+    d = hf_dir("hf_mamba", dict(cfg, architectures=["MambaForCausalLM"]), tens)
+    expect_error("HF unsupported architecture", logits_args(d), "MambaForCausalLM")
     d = hf_dir("hf_trunc", None, tens, raw_config=json.dumps(cfg)[:40])
     expect_error("HF truncated config.json", logits_args(d), os.path.join(d, "config.json"))
     d = hf_dir("hf_heads", dict(cfg, num_attention_heads=3), tens)
@@ -334,6 +334,28 @@ with tempfile.TemporaryDirectory() as tmp:
     jl = write("in.jsonl", b'{"text": "Once upon a time"}\n{"txt": 3}\n')
     expect_error("jsonl without text", ["tokenize", "-m", MODEL, "--jsonl", jl], "in.jsonl:2")
     expect_error("decode id out of range", ["tokenize", "-m", MODEL, "--decode", "--text", "1,9999"], "9999")
+
+    # chat-template: bad inputs are one error line naming the file (and line) at fault
+    conv = write("conv.json", b'[{"role": "user", "content": "Hi"}]')
+    tpl = write("ok.jinja", b"{% for m in messages %}{{ m.content }}{% endfor %}")
+    expect_error("chat-template missing template file",
+                 ["chat-template", "--template", os.path.join(tmp, "nope.jinja"), "--messages", conv],
+                 "nope.jinja")
+    expect_error("chat-template syntax error",
+                 ["chat-template", "--template", write("bad.jinja", b"a\n{% if %}"), "--messages", conv],
+                 "bad.jinja: line 2, column 7")
+    expect_error("chat-template raise_exception",
+                 ["chat-template", "--template", write("raise.jinja", b"{{ raise_exception('no!') }}"),
+                  "--messages", conv], "the template raised an exception: no!")
+    expect_error("chat-template messages not JSON",
+                 ["chat-template", "--template", tpl, "--messages", write("m.json", b"[{")], "messages")
+    expect_error("chat-template bad --date",
+                 ["chat-template", "--template", tpl, "--messages", conv, "--date", "26/07/2024"], "--date")
+    expect_error("chat-template: the model has none",
+                 ["chat-template", "-m", MODEL, "--messages", conv], "no chat template")
+    out = expect_ok("chat-template renders", ["chat-template", "--template", tpl, "--messages", conv])
+    if out != "Hi":
+        failures.append(f"chat-template printed {out!r}, expected 'Hi' (nothing added)")
 
     # Positive paths of tokenize and cache
     jl = write("ok.jsonl", b'{"text": "Once upon a time"}\n{"text": "Lily"}\n')
