@@ -100,16 +100,19 @@ void add_llama_family_keys(Meta& meta, const ModelConfig& c, const std::string& 
       meta.emplace_back(a + ".attention.sliding_window_pattern", u32(p));
     }
   }
-  if (c.rope_theta_local > 0.0) meta.emplace_back(a + ".rope.freq_base_swa", f32(c.rope_theta_local));
+  if (c.rope_theta_local > 0.0)
+    meta.emplace_back(a + ".rope.freq_base_swa", f32(c.rope_theta_local));
   if (c.rope_linear_factor != 1.0) {
     meta.emplace_back(a + ".rope.scaling.type", gguf_string("linear"));
     meta.emplace_back(a + ".rope.scaling.factor", f32(c.rope_linear_factor));
   }
   if (gemma) {
     const bool big = c.n_layers == (a == "gemma2" ? 46 : 62);
-    const double inferred = 1.0 / std::sqrt(static_cast<double>(big ? c.d_model / c.n_heads : c.d_head));
+    const double inferred =
+        1.0 / std::sqrt(static_cast<double>(big ? c.d_model / c.n_heads : c.d_head));
     require(std::abs(c.query_scale() - inferred) <= 1e-6 * inferred, ErrorCode::kUnsupported,
-            path + ": query_pre_attn_scalar " + std::to_string(1.0 / (c.query_scale() * c.query_scale())) +
+            path + ": query_pre_attn_scalar " +
+                std::to_string(1.0 / (c.query_scale() * c.query_scale())) +
                 " differs from what GGUF readers infer for " + a + " (" +
                 std::to_string(1.0 / (inferred * inferred)) + "); GGUF has no key for it");
     require(c.sliding_window > 0, ErrorCode::kUnsupported,
@@ -117,15 +120,17 @@ void add_llama_family_keys(Meta& meta, const ModelConfig& c, const std::string& 
   }
   if (a == "gemma2") {
     require(c.attn_softcap > 0.0 && c.final_softcap > 0.0, ErrorCode::kUnsupported,
-            path + ": gemma2 GGUF readers soft-cap always (50 / 30 when unstated); this model "
-                   "has soft-capping off");
+            path +
+                ": gemma2 GGUF readers soft-cap always (50 / 30 when unstated); this model "
+                "has soft-capping off");
     meta.emplace_back(a + ".attn_logit_softcapping", f32(c.attn_softcap));
     meta.emplace_back(a + ".final_logit_softcapping", f32(c.final_softcap));
   } else {
     require(c.attn_softcap == 0.0 && (c.final_softcap == 0.0 || a == "gemma3"),
             ErrorCode::kUnsupported,
             path + ": GGUF " + a + " has no attention/logit soft-capping key");
-    if (c.final_softcap > 0.0) meta.emplace_back(a + ".final_logit_softcapping", f32(c.final_softcap));
+    if (c.final_softcap > 0.0)
+      meta.emplace_back(a + ".final_logit_softcapping", f32(c.final_softcap));
   }
 }
 
@@ -183,7 +188,8 @@ void write_gguf_model(const Model& m, const std::string& path, const Plan& plan,
     add_vocab(meta, vocab_path, c.d_vocab);
   }
   // llama.cpp's converters permute Q/K rows to adjacent pairs for `llama` only.
-  Named named = canonical(m, a == "llama" || a == "gpt2" ? RopeStyle::kInterleaved : RopeStyle::kNeox);
+  Named named =
+      canonical(m, a == "llama" || a == "gpt2" ? RopeStyle::kInterleaved : RopeStyle::kNeox);
   if (a == "phi3") named = fuse_gate_up(named);
   if (a == "gpt2" || a == "phi3") {  // llama.cpp's gpt2 and phi3 keep q, k, v fused
     Named fused;

@@ -20,38 +20,38 @@
 namespace glassbox {
 
 enum class HookPoint : uint8_t {
-  kEmbed,              // hook_embed                     [pos, d_model]
-  kPosEmbed,           // hook_pos_embed                 [pos, d_model] (learned positions)
-  kResidPre,           // blocks.L.hook_resid_pre        [pos, d_model]
-  kLn1Scale,           // blocks.L.ln1.hook_scale        [pos, 1]
-  kLn1Normalized,      // blocks.L.ln1.hook_normalized   [pos, d_model] (see docs/hooks.md)
-  kAttnQ,              // blocks.L.attn.hook_q           [pos, n_heads, d_head]
-  kAttnK,              // blocks.L.attn.hook_k           [pos, n_kv_heads, d_head]
-  kAttnV,              // blocks.L.attn.hook_v           [pos, n_kv_heads, d_head]
-  kAttnQNormScale,     // blocks.L.attn.q_norm.hook_scale       [pos, n_heads, 1]    (qk_norm)
+  kEmbed,                // hook_embed                     [pos, d_model]
+  kPosEmbed,             // hook_pos_embed                 [pos, d_model] (learned positions)
+  kResidPre,             // blocks.L.hook_resid_pre        [pos, d_model]
+  kLn1Scale,             // blocks.L.ln1.hook_scale        [pos, 1]
+  kLn1Normalized,        // blocks.L.ln1.hook_normalized   [pos, d_model] (see docs/hooks.md)
+  kAttnQ,                // blocks.L.attn.hook_q           [pos, n_heads, d_head]
+  kAttnK,                // blocks.L.attn.hook_k           [pos, n_kv_heads, d_head]
+  kAttnV,                // blocks.L.attn.hook_v           [pos, n_kv_heads, d_head]
+  kAttnQNormScale,       // blocks.L.attn.q_norm.hook_scale       [pos, n_heads, 1]    (qk_norm)
   kAttnQNormNormalized,  // blocks.L.attn.q_norm.hook_normalized [pos, n_heads, d_head]
-  kAttnKNormScale,     // blocks.L.attn.k_norm.hook_scale       [pos, n_kv_heads, 1]
+  kAttnKNormScale,       // blocks.L.attn.k_norm.hook_scale       [pos, n_kv_heads, 1]
   kAttnKNormNormalized,  // blocks.L.attn.k_norm.hook_normalized [pos, n_kv_heads, d_head]
-  kAttnRotQ,           // blocks.L.attn.hook_rot_q       [pos, n_heads, d_head] (RoPE)
-  kAttnRotK,           // blocks.L.attn.hook_rot_k       [pos, n_kv_heads, d_head] (RoPE)
-  kAttnScores,         // blocks.L.attn.hook_attn_scores [n_heads, pos, n_keys] (masked = -inf)
-  kAttnPattern,        // blocks.L.attn.hook_pattern     [n_heads, pos, n_keys]
-  kAttnZ,              // blocks.L.attn.hook_z           [pos, n_heads, d_head]
-  kLn1PostScale,       // blocks.L.ln1_post.hook_scale   [pos, 1]  (post_norms: Gemma 2/3)
-  kLn1PostNormalized,  // blocks.L.ln1_post.hook_normalized [pos, d_model]
-  kAttnOut,            // blocks.L.hook_attn_out         [pos, d_model]
-  kResidMid,           // blocks.L.hook_resid_mid        [pos, d_model]
-  kLn2Scale,           // blocks.L.ln2.hook_scale        [pos, 1]
-  kLn2Normalized,      // blocks.L.ln2.hook_normalized   [pos, d_model]
-  kMlpPre,             // blocks.L.mlp.hook_pre          [pos, d_mlp] (pre-activation)
-  kMlpPreLinear,       // blocks.L.mlp.hook_pre_linear   [pos, d_mlp] (up projection; gated MLP)
-  kMlpPost,            // blocks.L.mlp.hook_post         [pos, d_mlp] (activation output)
-  kLn2PostScale,       // blocks.L.ln2_post.hook_scale   [pos, 1]  (post_norms)
-  kLn2PostNormalized,  // blocks.L.ln2_post.hook_normalized [pos, d_model]
-  kMlpOut,             // blocks.L.hook_mlp_out          [pos, d_model]
-  kResidPost,          // blocks.L.hook_resid_post       [pos, d_model]
-  kLnFinalScale,       // ln_final.hook_scale            [pos, 1]
-  kLnFinalNormalized,  // ln_final.hook_normalized       [pos, d_model]
+  kAttnRotQ,             // blocks.L.attn.hook_rot_q       [pos, n_heads, d_head] (RoPE)
+  kAttnRotK,             // blocks.L.attn.hook_rot_k       [pos, n_kv_heads, d_head] (RoPE)
+  kAttnScores,           // blocks.L.attn.hook_attn_scores [n_heads, pos, n_keys] (masked = -inf)
+  kAttnPattern,          // blocks.L.attn.hook_pattern     [n_heads, pos, n_keys]
+  kAttnZ,                // blocks.L.attn.hook_z           [pos, n_heads, d_head]
+  kLn1PostScale,         // blocks.L.ln1_post.hook_scale   [pos, 1]  (post_norms: Gemma 2/3)
+  kLn1PostNormalized,    // blocks.L.ln1_post.hook_normalized [pos, d_model]
+  kAttnOut,              // blocks.L.hook_attn_out         [pos, d_model]
+  kResidMid,             // blocks.L.hook_resid_mid        [pos, d_model]
+  kLn2Scale,             // blocks.L.ln2.hook_scale        [pos, 1]
+  kLn2Normalized,        // blocks.L.ln2.hook_normalized   [pos, d_model]
+  kMlpPre,               // blocks.L.mlp.hook_pre          [pos, d_mlp] (pre-activation)
+  kMlpPreLinear,         // blocks.L.mlp.hook_pre_linear   [pos, d_mlp] (up projection; gated MLP)
+  kMlpPost,              // blocks.L.mlp.hook_post         [pos, d_mlp] (activation output)
+  kLn2PostScale,         // blocks.L.ln2_post.hook_scale   [pos, 1]  (post_norms)
+  kLn2PostNormalized,    // blocks.L.ln2_post.hook_normalized [pos, d_model]
+  kMlpOut,               // blocks.L.hook_mlp_out          [pos, d_model]
+  kResidPost,            // blocks.L.hook_resid_post       [pos, d_model]
+  kLnFinalScale,         // ln_final.hook_scale            [pos, 1]
+  kLnFinalNormalized,    // ln_final.hook_normalized       [pos, d_model]
   kCount,
 };
 

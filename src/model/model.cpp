@@ -110,7 +110,7 @@ std::unique_ptr<Tokenizer> load_model_tokenizer(const Model& model,
   namespace fs = std::filesystem;
   // An HF checkpoint is its directory ("dir" or "dir/"); a file's tokenizer sits beside it.
   const fs::path dir = fs::is_directory(model.path()) ? fs::path(model.path())
-                                                       : fs::path(model.path()).parent_path();
+                                                      : fs::path(model.path()).parent_path();
   const std::string vocab = std::to_string(model.config().d_vocab);
   std::vector<fs::path> candidates = {dir / "tokenizer.json", dir / "tokenizer.model",
                                       dir / ("tok" + vocab + ".bin"), dir / "tokenizer.bin"};

@@ -23,25 +23,25 @@ class Tokenizer;
 // weights are the multipliers actually applied (Gemma's HF "w" is stored here as 1 + w, as GGUF
 // stores it).
 struct LayerWeights {
-  Tensor attn_norm;    // blk.L.attn_norm.weight    [d_model]
-  Tensor attn_norm_b;  // blk.L.attn_norm.bias      [d_model]      (LayerNorm)
-  Tensor wq;           // blk.L.attn_q.weight       [n_heads * d_head, d_model]
-  Tensor wk;           // blk.L.attn_k.weight       [n_kv_heads * d_head, d_model]
-  Tensor wv;           // blk.L.attn_v.weight       [n_kv_heads * d_head, d_model]
-  Tensor bq, bk, bv;   // blk.L.attn_{q,k,v}.bias   (qkv_bias)
-  Tensor q_norm;       // blk.L.attn_q_norm.weight  [d_head]       (qk_norm)
-  Tensor k_norm;       // blk.L.attn_k_norm.weight  [d_head]       (qk_norm)
-  Tensor wo;           // blk.L.attn_output.weight  [d_model, n_heads * d_head]
-  Tensor bo;           // blk.L.attn_output.bias    [d_model]      (out_bias)
+  Tensor attn_norm;       // blk.L.attn_norm.weight    [d_model]
+  Tensor attn_norm_b;     // blk.L.attn_norm.bias      [d_model]      (LayerNorm)
+  Tensor wq;              // blk.L.attn_q.weight       [n_heads * d_head, d_model]
+  Tensor wk;              // blk.L.attn_k.weight       [n_kv_heads * d_head, d_model]
+  Tensor wv;              // blk.L.attn_v.weight       [n_kv_heads * d_head, d_model]
+  Tensor bq, bk, bv;      // blk.L.attn_{q,k,v}.bias   (qkv_bias)
+  Tensor q_norm;          // blk.L.attn_q_norm.weight  [d_head]       (qk_norm)
+  Tensor k_norm;          // blk.L.attn_k_norm.weight  [d_head]       (qk_norm)
+  Tensor wo;              // blk.L.attn_output.weight  [d_model, n_heads * d_head]
+  Tensor bo;              // blk.L.attn_output.bias    [d_model]      (out_bias)
   Tensor attn_post_norm;  // blk.L.post_attention_norm.weight [d_model] (post_norms)
-  Tensor ffn_norm;     // blk.L.ffn_norm.weight     [d_model]
-  Tensor ffn_norm_b;   // blk.L.ffn_norm.bias       [d_model]      (LayerNorm)
-  Tensor w_gate;       // blk.L.ffn_gate.weight     [d_mlp, d_model] (gated MLP)
-  Tensor w_up;         // blk.L.ffn_up.weight       [d_mlp, d_model]
-  Tensor b_up;         // blk.L.ffn_up.bias         [d_mlp]        (mlp_bias)
-  Tensor w_down;       // blk.L.ffn_down.weight     [d_model, d_mlp]
-  Tensor b_down;       // blk.L.ffn_down.bias       [d_model]      (mlp_bias)
-  Tensor ffn_post_norm;  // blk.L.post_ffw_norm.weight [d_model]   (post_norms)
+  Tensor ffn_norm;        // blk.L.ffn_norm.weight     [d_model]
+  Tensor ffn_norm_b;      // blk.L.ffn_norm.bias       [d_model]      (LayerNorm)
+  Tensor w_gate;          // blk.L.ffn_gate.weight     [d_mlp, d_model] (gated MLP)
+  Tensor w_up;            // blk.L.ffn_up.weight       [d_mlp, d_model]
+  Tensor b_up;            // blk.L.ffn_up.bias         [d_mlp]        (mlp_bias)
+  Tensor w_down;          // blk.L.ffn_down.weight     [d_model, d_mlp]
+  Tensor b_down;          // blk.L.ffn_down.bias       [d_model]      (mlp_bias)
+  Tensor ffn_post_norm;   // blk.L.post_ffw_norm.weight [d_model]   (post_norms)
 };
 
 class Model {

@@ -133,7 +133,8 @@ Tensor Session::run(std::span<const int32_t> tokens, LogitsMode mode, int n_laye
   }
   if (c.position == PositionType::kRope) {  // tables shared by every layer of this call
     fill_rope_tables(inv_freq_, n, rope_cos_, rope_sin_);
-    if (c.rope_theta_local > 0.0) fill_rope_tables(inv_freq_local_, n, rope_cos_local_, rope_sin_local_);
+    if (c.rope_theta_local > 0.0)
+      fill_rope_tables(inv_freq_local_, n, rope_cos_local_, rope_sin_local_);
   }
   for (int layer = 0; layer < n_layers; ++layer) {
     site<kHooks>(HookPoint::kResidPre, layer, x_.data(), {n, c.d_model});
@@ -348,9 +349,8 @@ void Session::attend_streaming(int layer, int64_t n) {
       }
       s.resize(static_cast<size_t>(rows * n_keys));
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
-                  static_cast<int>(n_keys), static_cast<int>(d), scale, q,
-                  static_cast<int>(q_dim), k, static_cast<int>(kv_dim), 0.0f, s.data(),
-                  static_cast<int>(n_keys));
+                  static_cast<int>(n_keys), static_cast<int>(d), scale, q, static_cast<int>(q_dim),
+                  k, static_cast<int>(kv_dim), 0.0f, s.data(), static_cast<int>(n_keys));
       for (int64_t r = 0; r < rows; ++r) {  // query a = pos0 + i0 + r sees keys [first_key(a), a]
         float* row = s.data() + r * n_keys;
         const int64_t a = pos0 + i0 + r, from = first_key(a) - lo, seen = a + 1 - lo;

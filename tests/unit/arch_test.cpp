@@ -337,11 +337,13 @@ TEST(Arch, Refusals) {
   }
   {
     ArchFile f = make_arch("qwen3");
-    f.tensors.erase(std::remove_if(f.tensors.begin(), f.tensors.end(),
-                                   [](const auto& kv) { return kv.first == "blk.1.attn_k_norm.weight"; }),
-                    f.tensors.end());
+    f.tensors.erase(
+        std::remove_if(f.tensors.begin(), f.tensors.end(),
+                       [](const auto& kv) { return kv.first == "blk.1.attn_k_norm.weight"; }),
+        f.tensors.end());
     const std::string path = write_file(f, "missing_norm");
-    expect_error([&] { load_model(path); }, ErrorCode::kFormat, "missing tensor blk.1.attn_k_norm.weight");
+    expect_error([&] { load_model(path); }, ErrorCode::kFormat,
+                 "missing tensor blk.1.attn_k_norm.weight");
   }
   {
     ArchFile f = make_arch("qwen3");

@@ -31,7 +31,7 @@ BoundWeights bind_weights(const ModelConfig& config, const TensorMap& tensors,
 
 // The GGUF architectures of the llama family, run by the same block with config flags.
 inline const std::vector<std::string>& llama_family_archs() {
-  static const std::vector<std::string> kArchs = {"llama", "qwen2", "qwen3",
+  static const std::vector<std::string> kArchs = {"llama", "qwen2",  "qwen3",
                                                   "phi3",  "gemma2", "gemma3"};
   return kArchs;
 }

@@ -85,9 +85,9 @@ std::string architecture_of(const json& j, const std::string& source) {
   }
   const std::string type = ConfigReader(j, source).string_or("model_type", "");
   static const std::map<std::string, std::string> kByType = {
-      {"llama", "LlamaForCausalLM"},   {"mistral", "MistralForCausalLM"},
-      {"qwen2", "Qwen2ForCausalLM"},   {"qwen3", "Qwen3ForCausalLM"},
-      {"phi3", "Phi3ForCausalLM"},     {"gemma2", "Gemma2ForCausalLM"},
+      {"llama", "LlamaForCausalLM"},        {"mistral", "MistralForCausalLM"},
+      {"qwen2", "Qwen2ForCausalLM"},        {"qwen3", "Qwen3ForCausalLM"},
+      {"phi3", "Phi3ForCausalLM"},          {"gemma2", "Gemma2ForCausalLM"},
       {"gemma3_text", "Gemma3ForCausalLM"}, {"gpt2", "GPT2LMHeadModel"}};
   const auto it = kByType.find(type);
   if (it != kByType.end()) return it->second;
@@ -121,14 +121,16 @@ Tensor plus_one(const Tensor& t) {
 // The llama-family classes of transformers and the GGUF architecture each becomes.
 const std::map<std::string, std::string>& llama_family_classes() {
   static const std::map<std::string, std::string> kClasses = {
-      {"LlamaForCausalLM", "llama"},   {"MistralForCausalLM", "llama"},
-      {"Qwen2ForCausalLM", "qwen2"},   {"Qwen3ForCausalLM", "qwen3"},
-      {"Phi3ForCausalLM", "phi3"},     {"Gemma2ForCausalLM", "gemma2"},
+      {"LlamaForCausalLM", "llama"},  {"MistralForCausalLM", "llama"},
+      {"Qwen2ForCausalLM", "qwen2"},  {"Qwen3ForCausalLM", "qwen3"},
+      {"Phi3ForCausalLM", "phi3"},    {"Gemma2ForCausalLM", "gemma2"},
       {"Gemma3ForCausalLM", "gemma3"}};
   return kClasses;
 }
 
-bool is_gemma(const ModelConfig& c) { return c.architecture == "gemma2" || c.architecture == "gemma3"; }
+bool is_gemma(const ModelConfig& c) {
+  return c.architecture == "gemma2" || c.architecture == "gemma3";
+}
 
 // A field that transformers always writes and whose absence would leave us guessing a number:
 // required; null means "off" (returns 0).
@@ -222,8 +224,9 @@ ModelConfig llama_family_config(const json& j, const std::string& hf_class,
                                 : r.string_or("hidden_act", "silu");
   const std::string want_act = gemma ? "gelu_pytorch_tanh" : "silu";
   if (act != want_act) {
-    throw Error(ErrorCode::kUnsupported, source + ": activation '" + act + "' is not supported for " +
-                                             hf_class + " (supported: " + want_act + ")");
+    throw Error(ErrorCode::kUnsupported, source + ": activation '" + act +
+                                             "' is not supported for " + hf_class +
+                                             " (supported: " + want_act + ")");
   }
   if (r.boolean_or("mlp_bias", false)) {
     throw Error(ErrorCode::kUnsupported, source + ": mlp_bias true is not supported");
@@ -241,8 +244,9 @@ ModelConfig llama_family_config(const json& j, const std::string& hf_class,
   if (a == "qwen2") c.qkv_bias = true;
   if ((a == "qwen2" || a == "qwen3") && r.boolean_or("use_sliding_window", false)) {
     throw Error(ErrorCode::kUnsupported,
-                source + ": use_sliding_window true (windows from max_window_layers on) is not "
-                         "supported");
+                source +
+                    ": use_sliding_window true (windows from max_window_layers on) is not "
+                    "supported");
   }
   if (hf_class == "MistralForCausalLM" || a == "phi3") {
     c.sliding_window = r.integer_or("sliding_window", 0);
@@ -251,7 +255,8 @@ ModelConfig llama_family_config(const json& j, const std::string& hf_class,
     const double f = r.number_or("partial_rotary_factor", 1.0);
     c.rope_dims = static_cast<int64_t>(static_cast<double>(c.d_head) * f);
     if (c.rope_scaling.factor != 0.0 || c.rope_linear_factor != 1.0) {
-      throw Error(ErrorCode::kUnsupported, source + ": rope_scaling is not supported for " + hf_class);
+      throw Error(ErrorCode::kUnsupported,
+                  source + ": rope_scaling is not supported for " + hf_class);
     }
   }
   if (a == "qwen3" || a == "gemma3") c.qk_norm = true;
@@ -313,14 +318,17 @@ ModelConfig gpt2_config(const json& j, const std::string& source) {
 // The per-layer tensors of a llama-family class: HF suffix, GGUF suffix. Gemma's
 // post_attention_layernorm is the norm AFTER attention; Llama's is the one before the MLP.
 std::vector<std::pair<std::string, std::string>> llama_layer_names(const ModelConfig& c) {
-  std::vector<std::pair<std::string, std::string>> n = {{"input_layernorm.weight", "attn_norm.weight"}};
+  std::vector<std::pair<std::string, std::string>> n = {
+      {"input_layernorm.weight", "attn_norm.weight"}};
   if (c.architecture == "phi3") {
     n.push_back({"self_attn.qkv_proj.weight", "attn_qkv.weight"});
   } else {
     for (const char* x : {"q", "k", "v"}) {
-      n.push_back({std::string("self_attn.") + x + "_proj.weight", std::string("attn_") + x + ".weight"});
+      n.push_back(
+          {std::string("self_attn.") + x + "_proj.weight", std::string("attn_") + x + ".weight"});
       if (c.qkv_bias) {
-        n.push_back({std::string("self_attn.") + x + "_proj.bias", std::string("attn_") + x + ".bias"});
+        n.push_back(
+            {std::string("self_attn.") + x + "_proj.bias", std::string("attn_") + x + ".bias"});
       }
     }
   }
@@ -409,26 +417,25 @@ std::vector<Expected> llama_expected(const ModelConfig& c) {
       q{c.q_dim(), "num_attention_heads * head_dim"},
       kv{c.kv_dim(), "num_key_value_heads * head_dim"}, dh{c.d_head, "head_dim"},
       qkv{c.q_dim() + 2 * c.kv_dim(), "(num_attention_heads + 2 * num_key_value_heads) * head_dim"};
-  const std::map<std::string, std::vector<Dim>> dims = {
-      {"input_layernorm.weight", {d}},
-      {"self_attn.q_proj.weight", {q, d}},
-      {"self_attn.k_proj.weight", {kv, d}},
-      {"self_attn.v_proj.weight", {kv, d}},
-      {"self_attn.q_proj.bias", {q}},
-      {"self_attn.k_proj.bias", {kv}},
-      {"self_attn.v_proj.bias", {kv}},
-      {"self_attn.qkv_proj.weight", {qkv, d}},
-      {"self_attn.q_norm.weight", {dh}},
-      {"self_attn.k_norm.weight", {dh}},
-      {"self_attn.o_proj.weight", {d, q}},
-      {"self_attn.o_proj.bias", {d}},
-      {"post_attention_layernorm.weight", {d}},
-      {"pre_feedforward_layernorm.weight", {d}},
-      {"post_feedforward_layernorm.weight", {d}},
-      {"mlp.gate_proj.weight", {f, d}},
-      {"mlp.up_proj.weight", {f, d}},
-      {"mlp.gate_up_proj.weight", {f2, d}},
-      {"mlp.down_proj.weight", {d, f}}};
+  const std::map<std::string, std::vector<Dim>> dims = {{"input_layernorm.weight", {d}},
+                                                        {"self_attn.q_proj.weight", {q, d}},
+                                                        {"self_attn.k_proj.weight", {kv, d}},
+                                                        {"self_attn.v_proj.weight", {kv, d}},
+                                                        {"self_attn.q_proj.bias", {q}},
+                                                        {"self_attn.k_proj.bias", {kv}},
+                                                        {"self_attn.v_proj.bias", {kv}},
+                                                        {"self_attn.qkv_proj.weight", {qkv, d}},
+                                                        {"self_attn.q_norm.weight", {dh}},
+                                                        {"self_attn.k_norm.weight", {dh}},
+                                                        {"self_attn.o_proj.weight", {d, q}},
+                                                        {"self_attn.o_proj.bias", {d}},
+                                                        {"post_attention_layernorm.weight", {d}},
+                                                        {"pre_feedforward_layernorm.weight", {d}},
+                                                        {"post_feedforward_layernorm.weight", {d}},
+                                                        {"mlp.gate_proj.weight", {f, d}},
+                                                        {"mlp.up_proj.weight", {f, d}},
+                                                        {"mlp.gate_up_proj.weight", {f2, d}},
+                                                        {"mlp.down_proj.weight", {d, f}}};
   std::vector<Expected> e = {{"model.embed_tokens.weight", {v, d}, ""},
                              {"model.norm.weight", {d}, ""}};
   if (!c.tied_embeddings) e.push_back({"lm_head.weight", {v, d}, "tie_word_embeddings is false"});
@@ -581,7 +588,7 @@ HfCheckpoint load_hf_checkpoint(const std::string& path) {
       if (!gguf.empty()) ck.tensors[gguf] = conv1d ? transposed(t, name, wsource) : t;
     }
   }
-  split_fused_qkv(ck.tensors, ck.config, wsource);  // gpt2, phi3
+  split_fused_qkv(ck.tensors, ck.config, wsource);      // gpt2, phi3
   split_fused_gate_up(ck.tensors, ck.config, wsource);  // phi3
   return ck;
 }

@@ -40,8 +40,8 @@ namespace {
 // Which layers use the sliding window, as llama.cpp decides: the key
 // <arch>.attention.sliding_window_pattern as a bool array (one per layer) or as a period p
 // (layer l is local iff l % p < p - 1), else the architecture's default period.
-std::vector<uint8_t> gguf_local_layers(const GgufFile& gguf, const std::string& a,
-                                       int64_t n_layers, int64_t default_period) {
+std::vector<uint8_t> gguf_local_layers(const GgufFile& gguf, const std::string& a, int64_t n_layers,
+                                       int64_t default_period) {
   const std::string key = a + ".attention.sliding_window_pattern";
   const std::string what = gguf.path() + ": metadata " + key;
   std::vector<uint8_t> local(static_cast<size_t>(n_layers), 1);
