@@ -123,6 +123,12 @@ Tensor concat_rows(const std::vector<Tensor>& parts) {
   return out;
 }
 
+const Tensor& find_named(const Named& named, const std::string& name) {
+  for (const auto& [n, t] : named)
+    if (n == name) return t;
+  GLASSBOX_ASSERT(false);
+}
+
 Named canonical(const Model& m, RopeStyle want) {
   const ModelConfig& c = m.config();
   const bool permute = c.position == PositionType::kRope && c.rope_style != want;

@@ -25,6 +25,8 @@ Tensor as_f32(const Tensor& t);
 Tensor retype(const Tensor& t, DType type);
 Tensor concat_rows(const std::vector<Tensor>& parts);
 Tensor transpose_f32(const Tensor& t);
+// The tensor named `name` (which the caller knows is there: asserts otherwise).
+const Tensor& find_named(const Named& named, const std::string& name);
 // The model's weights under GGUF names, Q/K rows in `want` RoPE order.
 Named canonical(const Model& m, RopeStyle want);
 // The dtype a weight gets under `plan` (1-D tensors stay f32), before the fallback of retype()

@@ -9,6 +9,7 @@
 #include "io/gguf_writer.h"
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
+#include "model/arch/arch.h"
 #include "model/convert_internal.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/gguf_bpe.h"
@@ -107,9 +108,8 @@ void add_llama_family_keys(Meta& meta, const ModelConfig& c, const std::string& 
     meta.emplace_back(a + ".rope.scaling.factor", f32(c.rope_linear_factor));
   }
   if (gemma) {
-    const bool big = c.n_layers == (a == "gemma2" ? 46 : 62);
     const double inferred =
-        1.0 / std::sqrt(static_cast<double>(big ? c.d_model / c.n_heads : c.d_head));
+        1.0 / std::sqrt(static_cast<double>(arch::gguf_query_pre_attn_scalar(c)));
     require(std::abs(c.query_scale() - inferred) <= 1e-6 * inferred, ErrorCode::kUnsupported,
             path + ": query_pre_attn_scalar " +
                 std::to_string(1.0 / (c.query_scale() * c.query_scale())) +
@@ -137,16 +137,11 @@ void add_llama_family_keys(Meta& meta, const ModelConfig& c, const std::string& 
 // Phi-3's GGUF keeps the gated MLP fused: ffn_up = [gate; up] rows, no ffn_gate.
 Named fuse_gate_up(const Named& named) {
   Named out;
-  const auto find = [&](const std::string& n) {
-    for (const auto& [nn, tt] : named)
-      if (nn == n) return tt;
-    GLASSBOX_ASSERT(false);
-  };
   for (const auto& [name, t] : named) {
     if (name.ends_with(".ffn_gate.weight")) continue;
     if (name.ends_with(".ffn_up.weight")) {
       const std::string base = name.substr(0, name.size() - std::string("ffn_up.weight").size());
-      out.emplace_back(name, concat_rows({find(base + "ffn_gate.weight"), t}));
+      out.emplace_back(name, concat_rows({find_named(named, base + "ffn_gate.weight"), t}));
       continue;
     }
     out.emplace_back(name, t);
@@ -202,13 +197,9 @@ void write_gguf_model(const Model& m, const std::string& path, const Plan& plan,
         continue;
       }
       const std::string base = name.substr(0, at), kind = name.substr(at + 8);
-      const auto find = [&](const std::string& n) {
-        for (const auto& [nn, tt] : named)
-          if (nn == n) return tt;
-        GLASSBOX_ASSERT(false);
-      };
-      fused.emplace_back(base + ".attn_qkv." + kind, concat_rows({t, find(base + ".attn_k." + kind),
-                                                                  find(base + ".attn_v." + kind)}));
+      fused.emplace_back(base + ".attn_qkv." + kind,
+                         concat_rows({t, find_named(named, base + ".attn_k." + kind),
+                                      find_named(named, base + ".attn_v." + kind)}));
     }
     named = std::move(fused);
   }
@@ -244,11 +235,7 @@ void write_llama2c_model(const Model& m, const std::string& path, const Plan& pl
               ": llama2.c assumes rope theta 10000 over whole heads, eps 1e-5 and "
               "n_heads * d_head == d_model; this model differs");
   const Named named = canonical(m, RopeStyle::kInterleaved);
-  const auto get = [&](const std::string& n) {
-    for (const auto& [nn, t] : named)
-      if (nn == n) return as_f32(t);
-    GLASSBOX_ASSERT(false);
-  };
+  const auto get = [&](const std::string& n) { return as_f32(find_named(named, n)); };
   AtomicFile out(path);
   const int32_t header[7] = {static_cast<int32_t>(c.d_model),
                              static_cast<int32_t>(c.d_mlp),
@@ -362,11 +349,7 @@ void write_hf_model(const Model& m, const std::string& dir, const Plan& plan) {
            {"vocab_size", c.d_vocab},
            {"layer_norm_epsilon", c.norm_eps},
            {"activation_function", "gelu_new"}};
-    const auto find = [&](const std::string& n) {
-      for (const auto& [nn, t] : named)
-        if (nn == n) return t;
-      GLASSBOX_ASSERT(false);
-    };
+    const auto find = [&](const std::string& n) { return find_named(named, n); };
     const auto put = [&](const std::string& hf, const Tensor& t) {
       out.emplace_back("transformer." + hf, retype(t, type_of(t)));
     };

@@ -16,6 +16,12 @@ namespace {
 // kAttnChunk x n_keys per thread and gives the pool heads x chunks tasks to share.
 constexpr int64_t kAttnChunk = 64;
 
+// The first key the query at absolute position `pos` sees: pos - window + 1 under a sliding
+// window (window > 0), else 0 (causal: keys [first_key, pos]).
+int64_t first_key(int64_t window, int64_t pos) {
+  return window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+}
+
 }  // namespace
 Session::Session(const Model& model, SessionOptions options)
     : model_(model),
@@ -324,16 +330,12 @@ void Session::attend_streaming(int layer, int64_t n) {
   const float* kc = k_cache_[static_cast<size_t>(layer)].data<float>();
   const float* vc = v_cache_[static_cast<size_t>(layer)].data<float>();
   const int64_t pos0 = n_past_, n_chunks = (n + kAttnChunk - 1) / kAttnChunk;
-  // Keys [first_key(a), a] for the query at absolute position a.
-  const auto first_key = [window](int64_t a) {
-    return window > 0 ? std::max<int64_t>(0, a - window + 1) : 0;
-  };
   pool_.parallel_for(c.n_heads * n_chunks, [&](int64_t begin, int64_t end) {
     std::vector<float> s;
     for (int64_t task = begin; task < end; ++task) {
       const int64_t h = task / n_chunks, i0 = task % n_chunks * kAttnChunk;
       const int64_t rows = std::min(kAttnChunk, n - i0);
-      const int64_t lo = first_key(pos0 + i0), n_keys = pos0 + i0 + rows - lo;
+      const int64_t lo = first_key(window, pos0 + i0), n_keys = pos0 + i0 + rows - lo;
       const float* q = q_.data() + i0 * q_dim + h * d;
       const float* k = kc + lo * kv_dim + h / group * d;
       const float* v = vc + lo * kv_dim + h / group * d;
@@ -351,9 +353,9 @@ void Session::attend_streaming(int layer, int64_t n) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
                   static_cast<int>(n_keys), static_cast<int>(d), scale, q, static_cast<int>(q_dim),
                   k, static_cast<int>(kv_dim), 0.0f, s.data(), static_cast<int>(n_keys));
-      for (int64_t r = 0; r < rows; ++r) {  // query a = pos0 + i0 + r sees keys [first_key(a), a]
+      for (int64_t r = 0; r < rows; ++r) {  // query a = pos0 + i0 + r
         float* row = s.data() + r * n_keys;
-        const int64_t a = pos0 + i0 + r, from = first_key(a) - lo, seen = a + 1 - lo;
+        const int64_t a = pos0 + i0 + r, from = first_key(window, a) - lo, seen = a + 1 - lo;
         std::fill(row, row + from, 0.0f);
         if (cap > 0.0f) ops::softcap(row + from, seen - from, cap);
         ops::softmax_row(row + from, seen - from);
@@ -397,7 +399,7 @@ void Session::attend_materialized(int layer, int64_t n) {
         const int64_t a = pos0 + i0 + r;
         if (cap > 0.0f) ops::softcap(row, a + 1, cap);
         std::fill(row + a + 1, row + seen_max, kNegInf);
-        if (window > 0) std::fill(row, row + std::max<int64_t>(0, a - window + 1), kNegInf);
+        std::fill(row, row + first_key(window, a), kNegInf);
       }
     }
   });

@@ -37,6 +37,14 @@ inline const std::vector<std::string>& llama_family_archs() {
 }
 // llama family (model/arch/llama.cpp): `arch` is general.architecture, one of the above.
 ModelConfig llama_family_config_from_gguf(const GgufFile& gguf, const std::string& arch);
+// The flags that follow from the architecture alone, whatever the source format: per-head q/k
+// norms (qwen3, gemma3); Gemma's GELU-tanh gate, post-norms and embedding scale. Reads
+// config.architecture.
+void set_family_flags(ModelConfig& config);
+// Gemma's query_pre_attn_scalar as GGUF readers infer it (GGUF has no key): llama.cpp, after
+// gemma_pytorch, uses d_model / n_heads for the 27B shapes (46 layers for gemma2, 62 for
+// gemma3), else d_head.
+int64_t gguf_query_pre_attn_scalar(const ModelConfig& config);
 ModelConfig llama_config_from_gguf(const GgufFile& gguf);
 ModelConfig llama_config_from_llama2c(const Llama2cHeader& header);
 

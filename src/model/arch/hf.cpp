@@ -259,11 +259,8 @@ ModelConfig llama_family_config(const json& j, const std::string& hf_class,
                   source + ": rope_scaling is not supported for " + hf_class);
     }
   }
-  if (a == "qwen3" || a == "gemma3") c.qk_norm = true;
+  set_family_flags(c);
   if (gemma) {
-    c.mlp = MlpType::kGatedGelu;
-    c.post_norms = true;
-    c.scale_embeddings = true;
     const double q_pre = r.number_or("query_pre_attn_scalar", 0.0);
     if (!(q_pre > 0.0)) r.fail("query_pre_attn_scalar", "a positive number");
     c.attn_scale = 1.0 / std::sqrt(q_pre);

@@ -117,15 +117,9 @@ ModelConfig llama_family_config_from_gguf(const GgufFile& gguf, const std::strin
   // Mistral (llama) and Phi-3 state a window that llama.cpp's llama and phi3 graphs do not apply;
   // glassbox applies it on every layer, as Hugging Face does (see docs/formats.md).
   c.sliding_window = gguf_int_or(gguf, a + ".attention.sliding_window", 0);
-  if (a == "qwen3" || a == "gemma3") c.qk_norm = true;
+  set_family_flags(c);
   if (a == "gemma2" || a == "gemma3") {
-    c.mlp = MlpType::kGatedGelu;
-    c.post_norms = true;
-    c.scale_embeddings = true;
-    // llama.cpp (after gemma_pytorch): queries scale by 1/sqrt(d_model / n_heads) for the 27B
-    // shapes (46 resp. 62 layers), else 1/sqrt(d_head); GGUF carries no key for it.
-    const bool big = c.n_layers == (a == "gemma2" ? 46 : 62);
-    const int64_t q_pre = big && c.n_heads > 0 ? c.d_model / c.n_heads : c.d_head;
+    const int64_t q_pre = gguf_query_pre_attn_scalar(c);
     c.attn_scale = q_pre > 0 ? 1.0 / std::sqrt(static_cast<double>(q_pre)) : 0.0;
   }
   if (a == "gemma2") {  // llama.cpp's defaults when the keys are absent
@@ -144,6 +138,21 @@ ModelConfig llama_family_config_from_gguf(const GgufFile& gguf, const std::strin
   }
   validate_config(c, gguf.path());
   return c;
+}
+
+void set_family_flags(ModelConfig& c) {
+  const std::string& a = c.architecture;
+  if (a == "qwen3" || a == "gemma3") c.qk_norm = true;
+  if (a == "gemma2" || a == "gemma3") {
+    c.mlp = MlpType::kGatedGelu;
+    c.post_norms = true;
+    c.scale_embeddings = true;
+  }
+}
+
+int64_t gguf_query_pre_attn_scalar(const ModelConfig& c) {
+  const bool big = c.n_layers == (c.architecture == "gemma2" ? 46 : 62);
+  return big && c.n_heads > 0 ? c.d_model / c.n_heads : c.d_head;
 }
 
 ModelConfig llama_config_from_gguf(const GgufFile& gguf) {
