@@ -1,6 +1,7 @@
 #include "cli_common.h"
 
 #include <charconv>
+#include <cstdio>
 
 #include "io/atomic_file.h"
 
@@ -25,6 +26,35 @@ void add_token_options(CLI::App& cmd, TokenArgs& args) {
   auto* prompt = cmd.add_option("--prompt,-p", args.prompt, "Text, encoded with BOS in front");
   tokens->excludes(prompt);
   cmd.add_flag("--no-bos", args.no_bos, "With --prompt: do not prepend BOS");
+}
+
+CLI::Option* add_chat_options(CLI::App& cmd, ChatArgs& args, const std::string& what) {
+  auto* chat = cmd.add_flag("--chat", args.chat,
+                            "Render " + what +
+                                " as a user message with the model's chat template and its "
+                                "generation prompt (plain text when it has none)");
+  cmd.add_option("--chat-template", args.chat_template,
+                 "With --chat: a Jinja chat template file instead of the model's own")
+      ->needs(chat);
+  return chat;
+}
+
+std::unique_ptr<ChatFormatter> make_chat_formatter(const Model& model, const Tokenizer& tokenizer,
+                                                   const ChatArgs& args) {
+  if (!args.chat) {
+    try {
+      if (const auto src = find_chat_template(model)) {
+        std::fprintf(stderr, "glassbox: prompts are plain text; --chat would use %s\n",
+                     src->name.c_str());
+      }
+    } catch (const Error&) {  // a malformed template only matters to --chat
+    }
+    return nullptr;
+  }
+  auto chat = std::make_unique<ChatFormatter>(model, tokenizer,
+                                              ChatTemplateChoice{args.chat_template, false});
+  std::fprintf(stderr, "glassbox: chat prompts: %s\n", chat->describe().c_str());
+  return chat;
 }
 
 std::vector<int32_t> parse_ids(const std::string& text, const std::string& option) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "chat/chat_prompt.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -29,6 +30,18 @@ struct TokenArgs {
 
 void add_model_options(CLI::App& cmd, ModelArgs& args, bool with_tokenizer = true);
 void add_token_options(CLI::App& cmd, TokenArgs& args);
+
+// --chat and --chat-template FILE: prompts become chat turns rendered with the model's template.
+struct ChatArgs {
+  bool chat = false;
+  std::optional<std::string> chat_template;  // instead of the model's own template
+};
+// `what` says what becomes the user message ("each text"). Returns the --chat flag.
+CLI::Option* add_chat_options(CLI::App& cmd, ChatArgs& args, const std::string& what);
+// The formatter --chat asks for, its choice stated on stderr; nullptr without --chat (then a
+// model that has a template gets a line saying --chat would use it: never a silent choice).
+std::unique_ptr<ChatFormatter> make_chat_formatter(const Model& model, const Tokenizer& tokenizer,
+                                                   const ChatArgs& args);
 
 // Parses "1, 2,3" into ids; throws Error(kInvalidArgument) naming the bad item.
 std::vector<int32_t> parse_ids(const std::string& text, const std::string& option);

@@ -22,9 +22,8 @@ struct GenerateArgs {
   bool ignore_eos = false;
   std::optional<std::string> ids_out;
   SteerArgs steer;
-  bool chat = false;                         // --prompt is one user message of a conversation
-  std::optional<std::string> system;         // an optional system message before it
-  std::optional<std::string> chat_template;  // instead of the model's own template
+  ChatArgs chat;                      // --prompt is one user message of a conversation
+  std::optional<std::string> system;  // an optional system message before it
 };
 
 // --chat: the conversation rendered with the model's chat template (or --chat-template) and
@@ -32,13 +31,12 @@ struct GenerateArgs {
 std::vector<int32_t> chat_input_ids(const Model& model, const Tokenizer& tokenizer,
                                     const GenerateArgs& a) {
   if (!a.input.prompt) throw Error(ErrorCode::kInvalidArgument, "--chat needs --prompt");
-  const ChatFormatter chat(model, tokenizer, ChatTemplateChoice{a.chat_template, false});
+  const std::unique_ptr<ChatFormatter> chat = make_chat_formatter(model, tokenizer, a.chat);
   std::vector<ChatMessage> messages;
   if (a.system) messages.push_back({"system", *a.system});
   messages.push_back({"user", *a.input.prompt});
-  const std::string text = chat.format(chat_messages_json(messages), true);
-  std::fprintf(stderr, "glassbox: chat prompt: %s\n", chat.describe().c_str());
-  if (!chat.uses_template()) {
+  const std::string text = chat->format(chat_messages_json(messages), true);
+  if (!chat->uses_template()) {
     return checked_input_ids(
         model, tokenizer.encode(text, !a.input.no_bos && tokenizer.add_bos_by_default(), false));
   }
@@ -55,7 +53,7 @@ int run_generate(GenerateArgs& a) {
   const Model model = load_model(a.model.model_path);
   std::unique_ptr<Tokenizer> tokenizer;
   std::vector<int32_t> prompt;
-  if (a.chat) {
+  if (a.chat.chat) {
     tokenizer = load_model_tokenizer(model, a.model.tokenizer_path);
     prompt = chat_input_ids(model, *tokenizer, a);
   } else {
@@ -71,11 +69,7 @@ int run_generate(GenerateArgs& a) {
   GenerateOptions options;
   options.max_new_tokens = a.n;
   options.sampling = a.sampling;
-  if (!a.ignore_eos && tokenizer) {
-    // llama2.c models separate stories with BOS, so it ends a generation as EOS does.
-    for (auto id : {tokenizer->eos_id(), tokenizer->bos_id()})
-      if (id) options.stop_ids.push_back(*id);
-  }
+  if (!a.ignore_eos && tokenizer) options.stop_ids = generation_stop_ids(model, *tokenizer);
   Session session(model, SessionOptions{a.model.threads});
   const std::vector<HookHandle> steering = install_steering(session, a.steer);
   std::optional<StreamDecoder> stream;
@@ -124,16 +118,11 @@ Action register_generate(CLI::App& app) {
   cmd->add_option("--top-p", a->sampling.top_p, "Nucleus mass in (0, 1] (default 1)")
       ->check(CLI::Range(0.0f, 1.0f));
   cmd->add_option("--seed", a->seed, "Random seed (default: random, printed on stderr)");
-  cmd->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at EOS/BOS");
+  cmd->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at EOS, BOS or end-of-turn tokens");
   cmd->add_option("--ids-out", a->ids_out, "Also write {prompt_ids, generated_ids} as JSON");
   add_steer_options(*cmd, a->steer);
-  auto* chat = cmd->add_flag("--chat", a->chat,
-                             "Take --prompt as a user message and render the conversation with "
-                             "the model's chat template (plain text when it has none)");
+  auto* chat = add_chat_options(*cmd, a->chat, "--prompt");
   cmd->add_option("--system", a->system, "With --chat: a system message before the prompt")
-      ->needs(chat);
-  cmd->add_option("--chat-template", a->chat_template,
-                  "With --chat: a Jinja chat template file instead of the model's own")
       ->needs(chat);
   chat->excludes("--tokens");
   return [a] { return run_generate(*a); };

@@ -27,6 +27,7 @@ using nlohmann::json;
 
 struct PersonaArgs {
   ModelArgs model;
+  ChatArgs chat;
   std::string trait, vector, layers = "all", out, text, jsonl, alphas = "0,2,4";
   int layer = -1;
   int n = 8;
@@ -89,26 +90,42 @@ struct Loaded {
   std::unique_ptr<Tokenizer> tokenizer;
   bool bos = true;
   std::vector<int32_t> stop_ids;
+  std::unique_ptr<ChatFormatter> chat;  // --chat: prompts are chat turns
 };
 
 Loaded load(const PersonaArgs& a) {
   if (a.model.model_path.empty()) throw Error(ErrorCode::kInvalidArgument, "needs --model");
-  Loaded l{load_model(a.model.model_path), nullptr, true, {}};
+  Loaded l{load_model(a.model.model_path), nullptr, true, {}, nullptr};
   l.tokenizer = load_model_tokenizer(l.model, a.model.tokenizer_path);
   l.bos = !a.no_bos && l.tokenizer->add_bos_by_default();
-  // llama2.c models separate stories with BOS, so it ends a generation as EOS does.
-  for (auto id : {l.tokenizer->eos_id(), l.tokenizer->bos_id()})
-    if (id) l.stop_ids.push_back(*id);
+  l.stop_ids = generation_stop_ids(l.model, *l.tokenizer);
   return l;
 }
 
-std::vector<int32_t> encode(const Loaded& l, const std::string& text) {
-  std::vector<int32_t> ids = l.tokenizer->encode(text, l.bos, false);
+std::vector<int32_t> fits(const Loaded& l, std::vector<int32_t> ids) {
   if (static_cast<int64_t>(ids.size()) > l.model.config().n_ctx) {
     throw Error(ErrorCode::kInvalidArgument,
                 "a text has " + std::to_string(ids.size()) + " tokens, more than the context");
   }
   return ids;
+}
+
+std::vector<int32_t> encode(const Loaded& l, const std::string& text) {
+  return fits(l, l.tokenizer->encode(text, l.bos, false));
+}
+
+// A generation prompt: with --chat the instruction as the system message and the question as the
+// user's (the persona-vectors recipe), else the two joined by a space.
+std::vector<int32_t> prompt_ids(const Loaded& l, const std::string& instruction,
+                                const std::string& question, bool* merged = nullptr) {
+  if (l.chat) return fits(l, encode_turn(*l.chat, *l.tokenizer, instruction, question, merged));
+  return encode(l, instruction.empty() ? question : instruction + " " + question);
+}
+
+// How prompts were made, for the reports.
+std::string prompt_format(const Loaded& l) {
+  return l.chat ? l.chat->describe()
+                : "plain text (an instruction and its prompt joined by a space)";
 }
 
 // Generates up to `tokens` new ids after `prompt` (a fresh sequence), without the stop id.
@@ -131,10 +148,6 @@ std::vector<int32_t> sample(Session& session, const Loaded& l, const std::vector
   return out;
 }
 
-std::string join(const std::string& instruction, const std::string& prompt) {
-  return instruction + " " + prompt;
-}
-
 int run_extract(const PersonaArgs& a) {
   if (a.trait.empty() || a.out.empty()) {
     throw Error(ErrorCode::kInvalidArgument, "persona extract needs --trait FILE and --out DIR");
@@ -143,7 +156,8 @@ int run_extract(const PersonaArgs& a) {
     throw Error(ErrorCode::kInvalidArgument, "--n and --tokens must be >= 1");
   }
   const TraitDefinition trait = parse_trait_definition(read_file(a.trait), a.trait);
-  const Loaded l = load(a);
+  Loaded l = load(a);
+  l.chat = make_chat_formatter(l.model, *l.tokenizer, a.chat);
   const ModelConfig& config = l.model.config();
   std::vector<int> layers;
   if (a.layers == "all") {
@@ -168,6 +182,7 @@ int run_extract(const PersonaArgs& a) {
   std::vector<PersonaText> sides[2];
   uint64_t seed = a.seed;
   int64_t skipped = 0;
+  bool system_merged = false;
   const PersonaSide* defs[2] = {&trait.positive, &trait.negative};
   const char* names[2] = {"positive", "negative"};
   for (int s = 0; s < 2; ++s) {
@@ -183,8 +198,10 @@ int run_extract(const PersonaArgs& a) {
     }
     for (size_t i = 0; i < defs[s]->instructions.size(); ++i) {
       for (size_t p = 0; p < trait.eval_prompts.size(); ++p) {
+        bool merged = false;
         const std::vector<int32_t> prompt =
-            encode(l, join(defs[s]->instructions[i], trait.eval_prompts[p]));
+            prompt_ids(l, defs[s]->instructions[i], trait.eval_prompts[p], &merged);
+        system_merged |= merged;
         for (int k = 0; k < a.n; ++k, ++seed) {
           const std::vector<int32_t> gen =
               sample(session, l, prompt, a.tokens, a.temperature, seed);
@@ -270,6 +287,8 @@ int run_extract(const PersonaArgs& a) {
                        {"tokens", a.tokens},
                        {"seed", a.seed},
                        {"temperature", a.temperature},
+                       {"prompt_format", prompt_format(l)},
+                       {"system_merged_into_user", system_merged},
                        {"separation_on",
                         "separation, effect_size: the training texts (separation then equals "
                         "the norm); heldout_separation: vector from the even-numbered texts of "
@@ -382,7 +401,8 @@ int run_eval(const PersonaArgs& a) {
     }
   }
   if (alphas.empty()) throw Error(ErrorCode::kInvalidArgument, "--alphas: no values");
-  const Loaded l = load(a);
+  Loaded l = load(a);
+  l.chat = make_chat_formatter(l.model, *l.tokenizer, a.chat);
   const std::vector<float> v = load_layer_vector(a, l.model.config());
   const bool lexical = !trait.positive_words.empty() || !trait.negative_words.empty();
   Session session(l.model, SessionOptions{a.model.threads});
@@ -399,7 +419,7 @@ int run_eval(const PersonaArgs& a) {
       const std::vector<HookHandle> steering = add_interventions(session.hooks(), {iv});
       uint64_t seed = a.seed;  // the same seeds at every alpha
       for (const std::string& p : trait.eval_prompts) {
-        const std::vector<int32_t> prompt = encode(l, p);
+        const std::vector<int32_t> prompt = prompt_ids(l, "", p);
         for (int k = 0; k < a.n; ++k, ++seed) {
           prompts.push_back(prompt);
           gens.push_back(sample(session, l, prompt, a.tokens, a.temperature, seed));
@@ -451,6 +471,7 @@ int run_eval(const PersonaArgs& a) {
                      "share of generations with more positive-trait than "
                      "negative-trait words"},
                     {"seed", a.seed},
+                    {"prompt_format", prompt_format(l)},
                     {"rows", rows}};
   if (!a.out.empty()) write_text(a.out, out.dump(2) + "\n");
   std::printf("alpha     projection  lexical\n");
@@ -487,6 +508,7 @@ Action register_persona(CLI::App& app) {
   auto* ex = cmd->add_subcommand("extract", "Per-layer persona vector from a trait definition");
   add_common(*ex, *a);
   add_generation(*ex, *a);
+  add_chat_options(*ex, a->chat, "each eval prompt (with the instruction as the system message)");
   ex->add_option("--trait", a->trait, "Trait definition JSON (docs/persona.md)")->required();
   ex->add_option("--layers", a->layers, "Block indices, comma-separated, or all")
       ->capture_default_str();
@@ -500,6 +522,7 @@ Action register_persona(CLI::App& app) {
   auto* ev = cmd->add_subcommand("eval", "Trait expression of generations under steering");
   add_common(*ev, *a);
   add_generation(*ev, *a);
+  add_chat_options(*ev, a->chat, "each eval prompt");
   a->n = 8;
   ev->add_option("--trait", a->trait, "Trait definition JSON (eval_prompts, words)")->required();
   ev->add_option("--vector", a->vector, "persona.npy / .gguf / .safetensors")->required();

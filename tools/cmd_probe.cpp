@@ -22,6 +22,7 @@ using nlohmann::json;
 
 struct ProbeTrainArgs {
   ModelArgs model;
+  ChatArgs chat;
   std::string data, eval, hooks = "blocks.*.hook_resid_post", out, pool = "last";
   std::string lambdas = "1e-4,1e-3,1e-2,1e-1,1";
   int folds = 5;
@@ -31,6 +32,7 @@ struct ProbeTrainArgs {
 
 struct ProbeEvalArgs {
   ModelArgs model;
+  ChatArgs chat;
   std::string probe, data;
   std::optional<std::string> text, pool;
 };
@@ -59,13 +61,15 @@ std::vector<double> parse_lambdas(const std::string& text) {
   return out;
 }
 
-ProbeFeatures features(const Model& model, const Tokenizer& tok, const std::string& path,
-                       const std::vector<std::string>& hooks, ProbePool pool, int threads) {
+ProbeFeatures features(const Model& model, const Tokenizer& tok, const ChatFormatter* chat,
+                       const std::string& path, const std::vector<std::string>& hooks,
+                       ProbePool pool, int threads) {
   const std::vector<ProbeExample> ex = read_probe_dataset(path, true);  // names file:line
   try {
     Progress bar("probe " + fs::path(path).filename().string(), "texts");
-    return extract_probe_features(model, tok, ex, hooks, pool, threads,
-                                  [&](int64_t d, int64_t t) { bar.update(d, t); });
+    return extract_probe_features(
+        model, tok, ex, hooks, pool, threads, [&](int64_t d, int64_t t) { bar.update(d, t); },
+        chat);
   } catch (const Error& e) {
     throw e.with_context(path);
   }
@@ -80,7 +84,8 @@ int run_probe_train(ProbeTrainArgs& a) {
   const Model model = load_model(a.model.model_path);
   const auto tok = load_model_tokenizer(model, a.model.tokenizer_path);
   const std::vector<std::string> hooks = resolve_probe_hooks(split_list(a.hooks), model.config());
-  ProbeFeatures train = features(model, *tok, a.data, hooks, pool, a.model.threads);
+  const std::unique_ptr<ChatFormatter> chat = make_chat_formatter(model, *tok, a.chat);
+  ProbeFeatures train = features(model, *tok, chat.get(), a.data, hooks, pool, a.model.threads);
   if (a.shuffle_labels) {  // the control: same features, labels permuted (seed ^ a constant)
     const std::vector<int64_t> perm =
         seeded_permutation(static_cast<int64_t>(train.labels.size()), a.seed ^ 0x5eed5eedull);
@@ -89,7 +94,8 @@ int run_probe_train(ProbeTrainArgs& a) {
     train.labels = shuffled;
   }
   std::optional<ProbeFeatures> held;
-  if (!a.eval.empty()) held = features(model, *tok, a.eval, hooks, pool, a.model.threads);
+  if (!a.eval.empty())
+    held = features(model, *tok, chat.get(), a.eval, hooks, pool, a.model.threads);
   fs::create_directories(a.out);
   const std::string stem = fs::path(a.model.model_path).stem().string();
 
@@ -105,6 +111,7 @@ int run_probe_train(ProbeTrainArgs& a) {
     p.pool = probe_pool_name(pool);
     p.model = stem;
     p.shuffled_labels = a.shuffle_labels;
+    if (chat && chat->uses_template()) p.chat_template = chat->template_name();
     const std::string file = hooks[h] + ".probe.json";
     save_probe(p, (fs::path(a.out) / file).string());
     const std::vector<double> zt = probe_logits(p, train.x[h]);
@@ -149,6 +156,7 @@ int run_probe_train(ProbeTrainArgs& a) {
             {"seed", a.seed},
             {"lambdas", cv.lambdas},
             {"shuffle_labels", a.shuffle_labels},
+            {"prompt_format", chat ? chat->describe() : "plain text"},
             {"selection", "lambda with the lowest mean validation log-loss over the folds"},
             {"best", best < 0 ? json(nullptr)
                               : json{{"hook", hooks[best]},
@@ -174,21 +182,38 @@ int run_probe_train(ProbeTrainArgs& a) {
   return 0;
 }
 
+// A probe reads activations of texts formatted as it was trained (chat turn or plain text):
+// anything else would score other positions of other prompts without a word.
+void check_prompt_format(const std::vector<std::string>& files, const std::vector<Probe>& probes,
+                         const ChatFormatter* chat) {
+  const bool chat_now = chat != nullptr && chat->uses_template();
+  for (size_t i = 0; i < probes.size(); ++i) {
+    if (probes[i].chat_template.empty() == !chat_now) continue;
+    throw Error(ErrorCode::kInvalidArgument,
+                files[i] + (chat_now ? ": trained on plain text; evaluate without --chat"
+                                     : ": trained on texts rendered with " +
+                                           probes[i].chat_template + "; evaluate with --chat"));
+  }
+}
+
 int run_probe_eval(ProbeEvalArgs& a) {
   if (a.text.has_value() == !a.data.empty()) {
     throw Error(ErrorCode::kInvalidArgument, "give one of --data or --text");
   }
   std::vector<Probe> probes;
-  for (const std::string& f : probe_files(a.probe)) probes.push_back(load_probe(f));
+  const std::vector<std::string> files = probe_files(a.probe);
+  for (const std::string& f : files) probes.push_back(load_probe(f));
   const Model model = load_model(a.model.model_path);
   const auto tok = load_model_tokenizer(model, a.model.tokenizer_path);
+  const std::unique_ptr<ChatFormatter> chat = make_chat_formatter(model, *tok, a.chat);
+  check_prompt_format(files, probes, chat.get());
   std::vector<std::string> names;
   for (const Probe& p : probes) names.push_back(p.hook);
   const std::vector<std::string> hooks = resolve_probe_hooks(names, model.config());
   if (a.text) {  // per-token probabilities, every position (pooling does not apply)
     std::vector<int32_t> ids;
     const std::vector<Matrix> acts =
-        token_activations(model, *tok, *a.text, hooks, a.model.threads, &ids);
+        token_activations(model, *tok, *a.text, hooks, a.model.threads, &ids, chat.get());
     json pieces = json::array(), scores = json::object();
     for (int32_t id : ids) pieces.push_back(tok->piece(id));
     for (size_t h = 0; h < hooks.size(); ++h) {
@@ -201,7 +226,7 @@ int run_probe_eval(ProbeEvalArgs& a) {
   }
   // Probes trained together share a pooling rule; --pool overrides it for all.
   const ProbePool pool = parse_probe_pool(a.pool.value_or(probes.front().pool));
-  const ProbeFeatures f = features(model, *tok, a.data, hooks, pool, a.model.threads);
+  const ProbeFeatures f = features(model, *tok, chat.get(), a.data, hooks, pool, a.model.threads);
   json rows = json::array();
   for (size_t h = 0; h < hooks.size(); ++h) {
     const std::vector<double> z = probe_logits(probes[h], f.x[h]);
@@ -241,6 +266,7 @@ Action register_probe(CLI::App& app) {
   train->add_flag("--shuffle-labels", t->shuffle_labels,
                   "Control: permute the training labels (held-out labels stay true)");
   train->add_option("--out,-o", t->out, "Output directory")->required();
+  add_chat_options(*train, t->chat, "each text");
   auto e = std::make_shared<ProbeEvalArgs>();
   auto* eval = cmd->add_subcommand(
       "eval", "Score saved probes: metrics on --data (JSON) or per-token P(label 1) on --text");
@@ -249,6 +275,7 @@ Action register_probe(CLI::App& app) {
   eval->add_option("--data", e->data, "Labelled JSONL");
   eval->add_option("--text", e->text, "One text: probability at every token");
   eval->add_option("--pool", e->pool, "Override the probes' pooling rule: last or mean");
+  add_chat_options(*eval, e->chat, "each text (as the probes were trained)");
   return [cmd, train, t, e] {
     if (train->parsed()) return run_probe_train(*t);
     return run_probe_eval(*e);

@@ -43,6 +43,7 @@ struct ScoreArgs {
   autointerp::SteerOptions steer;
   std::string subject_model, sae, corpus, tokenizer;  // override the DB's meta paths
   std::string plot;
+  ChatArgs chat;  // intervention prompts as chat turns
 };
 
 // What the scorer needs of the analysed model, loaded only when a method needs it.
@@ -316,6 +317,7 @@ int run_score(ScoreArgs& a) {
   SessionOptions so;
   so.n_threads = a.threads;
   if (needs("intervention")) {
+    a.steer.chat = make_chat_formatter(subject->model, *subject->tokenizer, a.chat);
     Session session(subject->model, so);
     unsteered =
         autointerp::generate_texts(session, *subject->tokenizer, subject->sae, -1, 0, a.steer);
@@ -410,6 +412,7 @@ Action register_score(CLI::App& app) {
   cmd->add_option("--steer-tokens", a->steer.max_tokens,
                   "Intervention: tokens per generation (default 32)")
       ->check(CLI::Range(1, 100000));
+  add_chat_options(*cmd, a->chat, "each intervention prompt");
   cmd->add_option("--subject-model", a->subject_model,
                   "The analysed model (default: the path in the database's meta)");
   cmd->add_option("--sae", a->sae, "The analysed SAE (default: the path in meta)");

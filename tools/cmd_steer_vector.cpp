@@ -18,6 +18,7 @@ namespace {
 
 struct SteerVectorArgs {
   ModelArgs model;
+  ChatArgs chat;
   std::string pairs, positive, negative, info, out;
   std::string method = "pca";
   std::string layers = "all";
@@ -139,10 +140,12 @@ int run_steer(const SteerVectorArgs& a) {
   const Model model = load_model(a.model.model_path);
   const auto tokenizer = load_model_tokenizer(model, a.model.tokenizer_path);
   const bool bos = !a.no_bos && tokenizer->add_bos_by_default();
+  const std::unique_ptr<ChatFormatter> chat = make_chat_formatter(model, *tokenizer, a.chat);
   auto encode = [&](const std::vector<std::string>& texts) {
     std::vector<std::vector<int32_t>> ids;
     for (const std::string& t : texts) {
-      ids.push_back(tokenizer->encode(t, bos, false));
+      ids.push_back(chat ? encode_turn(*chat, *tokenizer, "", t)
+                         : tokenizer->encode(t, bos, false));
       if (static_cast<int64_t>(ids.back().size()) > model.config().n_ctx) {
         throw Error(ErrorCode::kInvalidArgument, "a text has " + std::to_string(ids.back().size()) +
                                                      " tokens, more than the context length");
@@ -191,7 +194,8 @@ Action register_steer_vector(CLI::App& app) {
                   "Row per text: last (last token's resid_post) or mean (mean over tokens)")
       ->capture_default_str();
   cmd->add_flag("--no-normalize", a->no_normalize, "mean_diff: keep the raw difference's scale");
-  cmd->add_flag("--no-bos", a->no_bos, "Do not prepend BOS to each text");
+  auto* no_bos = cmd->add_flag("--no-bos", a->no_bos, "Do not prepend BOS to each text");
+  add_chat_options(*cmd, a->chat, "each text")->excludes(no_bos);
   cmd->add_option("--out,-o", a->out,
                   "Output: .gguf (llama.cpp control vector), .npy, .safetensors");
   cmd->add_option("--info", a->info, "Print the layers and norms of a saved control vector");

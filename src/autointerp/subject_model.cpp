@@ -4,6 +4,7 @@
 #include <random>
 
 #include "analysis/window_encoder.h"
+#include "chat/chat_prompt.h"
 #include "core/error.h"
 #include "harvest/windows.h"
 #include "model/run.h"
@@ -89,11 +90,11 @@ std::vector<std::string> generate_texts(Session& session, const Tokenizer& token
   GenerateOptions g;
   g.max_new_tokens = o.max_tokens;
   g.sampling.temperature = static_cast<float>(o.temperature);
-  for (auto id : {tokenizer.eos_id(), tokenizer.bos_id()})
-    if (id) g.stop_ids.push_back(*id);
+  g.stop_ids = generation_stop_ids(session.model(), tokenizer);
   std::vector<std::string> texts;
   for (size_t p = 0; p < o.prompts.size(); ++p) {
-    const std::vector<int32_t> prompt = tokenizer.encode(o.prompts[p], true, false);
+    const std::vector<int32_t> prompt = o.chat ? encode_turn(*o.chat, tokenizer, "", o.prompts[p])
+                                               : tokenizer.encode(o.prompts[p], true, false);
     for (int64_t k = 0; k < o.per_prompt; ++k) {
       g.sampling.seed = o.seed * 1000003ULL + p * 1009ULL + static_cast<uint64_t>(k);
       session.reset();

@@ -13,6 +13,7 @@
 
 #include "analysis/feature_db.h"
 #include "autointerp/scoring.h"
+#include "chat/chat_prompt.h"
 #include "model/model.h"
 #include "model/session.h"
 #include "sae/sae.h"
@@ -53,6 +54,9 @@ struct SteerOptions {
   int64_t max_tokens = 32;
   double temperature = 0.8;
   uint64_t seed = 0;
+  // score --chat: each prompt is the user message of a chat turn (encode_turn), else plain text
+  // with BOS.
+  std::shared_ptr<const ChatFormatter> chat;
 };
 
 // Generations (the new text only) from every prompt and seed; with `latent` >= 0 that SAE latent

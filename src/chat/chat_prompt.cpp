@@ -1,11 +1,13 @@
 #include "chat/chat_prompt.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
+#include "io/gguf.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -93,6 +95,71 @@ std::string chat_messages_json(const std::vector<ChatMessage>& messages) {
   nlohmann::ordered_json list = nlohmann::ordered_json::array();
   for (const ChatMessage& m : messages) list.push_back({{"role", m.role}, {"content", m.content}});
   return list.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+std::string format_turn(const ChatFormatter& chat, const std::string& system,
+                        const std::string& user, bool* system_merged) {
+  if (system_merged) *system_merged = false;
+  if (system.empty()) return chat.format(chat_messages_json({{"user", user}}), true);
+  try {
+    return chat.format(chat_messages_json({{"system", system}, {"user", user}}), true);
+  } catch (const Error&) {
+    if (!chat.uses_template()) throw;
+    // The template refused the conversation; if it accepts the merged turn, its system role
+    // was the reason. Otherwise the merged turn's error is the one to report.
+    std::string text = chat.format(chat_messages_json({{"user", system + "\n\n" + user}}), true);
+    if (system_merged) *system_merged = true;
+    return text;
+  }
+}
+
+std::vector<int32_t> encode_turn(const ChatFormatter& chat, const Tokenizer& tokenizer,
+                                 const std::string& system, const std::string& user,
+                                 bool* system_merged) {
+  const std::string text = format_turn(chat, system, user, system_merged);
+  if (chat.uses_template()) return encode_chat_prompt(tokenizer, text);
+  return tokenizer.encode(text, tokenizer.add_bos_by_default(), false);
+}
+
+std::vector<int64_t> generation_config_eos_ids(const std::string& dir) {
+  const std::filesystem::path file = std::filesystem::path(dir) / "generation_config.json";
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec)) return {};
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  const nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
+  const auto bad = [&](const std::string& what) {
+    return Error(ErrorCode::kFormat, file.string() + ": " + what);
+  };
+  if (!in || j.is_discarded() || !j.is_object()) throw bad("expected a JSON object");
+  if (!j.contains("eos_token_id") || j["eos_token_id"].is_null()) return {};
+  const nlohmann::json& e = j["eos_token_id"];
+  std::vector<int64_t> ids;
+  for (const nlohmann::json& v : e.is_array() ? e : nlohmann::json::array({e})) {
+    if (!v.is_number_integer()) throw bad("eos_token_id: expected a number or a list of numbers");
+    ids.push_back(v.get<int64_t>());
+  }
+  return ids;
+}
+
+std::vector<int32_t> generation_stop_ids(const Model& model, const Tokenizer& tokenizer) {
+  std::vector<int32_t> ids = end_of_generation_ids(tokenizer);
+  std::vector<int64_t> declared;
+  if (const GgufFile* gguf = model.gguf()) {
+    for (const char* key : {"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"}) {
+      if (const GgufValue* v = gguf->find(key))
+        declared.push_back(v->as_int(gguf->path() + ": " + key));
+    }
+  } else if (const std::optional<std::string> dir = hf_checkpoint_dir(model)) {
+    declared = generation_config_eos_ids(*dir);
+  }
+  for (int64_t id : declared) {
+    if (id >= 0 && id < tokenizer.vocab_size()) ids.push_back(static_cast<int32_t>(id));
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
 }
 
 std::vector<int32_t> encode_chat_prompt(const Tokenizer& tokenizer, const std::string& text) {

@@ -59,6 +59,31 @@ class ChatFormatter {
   std::string bos_text_, eos_text_;
 };
 
+// One instruction-following turn: an optional system text and the user's text, rendered with the
+// generation prompt (what persona, steer-vector, probe and score prompts are with --chat). A
+// template that refuses a system message (Gemma 2 raises "System role not supported") gets the
+// system text in front of the user's, separated by a blank line, as Gemma 3's own template
+// merges them; `*system_merged` says whether that happened. Without a template: the plain
+// joining. Errors as format().
+std::string format_turn(const ChatFormatter& chat, const std::string& system,
+                        const std::string& user, bool* system_merged = nullptr);
+
+// format_turn's text as input ids: with a template, encode_chat_prompt (special tokens matched,
+// one BOS); without, the plain joining encoded as any text (BOS when the vocabulary wants it).
+std::vector<int32_t> encode_turn(const ChatFormatter& chat, const Tokenizer& tokenizer,
+                                 const std::string& system, const std::string& user,
+                                 bool* system_merged = nullptr);
+
+// The ids that end a generation with this model: end_of_generation_ids(tokenizer) plus the
+// end-of-turn ids the model's files declare: GGUF tokenizer.ggml.eot_token_id and
+// eom_token_id, a Hugging Face checkpoint's generation_config.json eos_token_id (a number or a
+// list, as Llama 3.1 Instruct's [128001, 128008, 128009]). Declared ids outside the vocabulary
+// are ignored (the tokenizer may come from another file). Throws Error(kFormat) naming
+// generation_config.json when it is not JSON or eos_token_id is not a number or list of numbers.
+std::vector<int32_t> generation_stop_ids(const Model& model, const Tokenizer& tokenizer);
+// The eos_token_id entries of `dir`/generation_config.json (none when the file or key is absent).
+std::vector<int64_t> generation_config_eos_ids(const std::string& dir);
+
 // Messages as the JSON list a template reads.
 std::string chat_messages_json(const std::vector<ChatMessage>& messages);
 

@@ -92,6 +92,9 @@ struct ChatTemplateSource {
 std::optional<ChatTemplateSource> find_chat_template(const Model& model);
 std::optional<ChatTemplateSource> find_chat_template(const GgufFile& gguf);
 std::optional<ChatTemplateSource> find_chat_template_in_dir(const std::string& dir);
+// The directory of a Hugging Face checkpoint (the directory itself, or the one holding its
+// config.json / safetensors file); nullopt for GGUF and llama2.c models.
+std::optional<std::string> hf_checkpoint_dir(const Model& model);
 // tokenizer_config.json's "chat_template": a string, or a list of {name, template} of which the
 // one named "default" is used (a list without one is an error, as in transformers); nullopt when
 // absent or null. `source` names the file in errors.

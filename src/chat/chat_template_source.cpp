@@ -83,19 +83,24 @@ std::optional<ChatTemplateSource> find_chat_template_in_dir(const std::string& d
   return ChatTemplateSource{std::move(*text), name + ": chat_template"};
 }
 
-std::optional<ChatTemplateSource> find_chat_template(const Model& model) {
+std::optional<std::string> hf_checkpoint_dir(const Model& model) {
   namespace fs = std::filesystem;
-  if (model.gguf() != nullptr) return find_chat_template(*model.gguf());
-  // A Hugging Face checkpoint: the directory itself, or the directory of its config.json /
-  // safetensors file (the layouts load_model accepts).
+  if (model.gguf() != nullptr) return std::nullopt;
   const fs::path p(model.path());
   std::error_code ec;
-  if (fs::is_directory(p, ec)) return find_chat_template_in_dir(p.string());
+  if (fs::is_directory(p, ec)) return p.string();
   const std::string file = p.filename().string();
   const bool hf_file = file == "config.json" || file.ends_with(".safetensors") ||
                        file.ends_with(".safetensors.index.json");
-  if (hf_file) return find_chat_template_in_dir(p.parent_path().string());
+  if (hf_file) return p.parent_path().string();
   return std::nullopt;
+}
+
+std::optional<ChatTemplateSource> find_chat_template(const Model& model) {
+  if (model.gguf() != nullptr) return find_chat_template(*model.gguf());
+  const std::optional<std::string> dir = hf_checkpoint_dir(model);
+  if (!dir) return std::nullopt;
+  return find_chat_template_in_dir(*dir);
 }
 
 }  // namespace glassbox

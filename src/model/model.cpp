@@ -119,7 +119,17 @@ std::unique_ptr<Tokenizer> load_model_tokenizer(const Model& model,
     if (p.extension() == ".bin") {
       return load_llama2c_tokenizer(p.string(), static_cast<int32_t>(model.config().d_vocab));
     }
-    return load_tokenizer(p.string());
+    try {
+      return load_tokenizer(p.string());
+    } catch (const Error& e) {
+      // SentencePiece models (Llama 2, Mistral v0.1, Gemma) ship their tokenizer.json beside
+      // tokenizer.model, the SentencePiece file it was converted from (what transformers' slow
+      // tokenizer and llama.cpp's converter read); a tokenizer.json form glassbox does not
+      // implement defers to it.
+      const bool spm_beside =
+          p.filename() == "tokenizer.json" && fs::is_regular_file(dir / "tokenizer.model");
+      if (e.code() != ErrorCode::kUnsupported || !spm_beside) throw;
+    }
   }
   std::string searched;
   for (const fs::path& p : candidates) searched += " " + p.string();

@@ -76,8 +76,10 @@ class Model {
 Model load_model(const std::string& path);
 
 // The tokenizer for a model: `explicit_path` when given; else the GGUF-embedded vocabulary;
-// else a tokenizer file beside the model (tokenizer.model, tok<vocab>.bin, tokenizer.bin, or
-// any single tok*.bin). Throws Error(kNotFound) listing the places searched.
+// else a tokenizer file beside the model, the first of tokenizer.json, tokenizer.model,
+// tok<vocab>.bin, tokenizer.bin (a tokenizer.json in a form glassbox does not implement, such as
+// the SentencePiece-style files of Llama 2 and Gemma, gives way to tokenizer.model beside it).
+// Throws Error(kNotFound) listing the places searched.
 std::unique_ptr<Tokenizer> load_model_tokenizer(const Model& model,
                                                 const std::optional<std::string>& explicit_path);
 

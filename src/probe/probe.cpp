@@ -51,23 +51,26 @@ std::vector<double> probe_logits(const Probe& p, const Matrix& x) {
 }
 
 void save_probe(const Probe& p, const std::string& path) {
-  const nlohmann::json j = {{"format", "glassbox.probe"},
-                            {"version", 1},
-                            {"hook", p.hook},
-                            {"d", p.d()},
-                            {"pool", p.pool},
-                            {"lambda", p.lambda},
-                            {"b", p.b},
-                            {"model", p.model},
-                            {"n_train", p.n_train},
-                            {"cv_auroc", p.cv_auroc},
-                            {"cv_accuracy", p.cv_accuracy},
-                            {"seed", p.seed},
-                            {"folds", p.folds},
-                            {"shuffled_labels", p.shuffled_labels},
-                            {"mean", p.mean},
-                            {"scale", p.scale},
-                            {"w", p.w}};
+  const nlohmann::json j = {
+      {"format", "glassbox.probe"},
+      {"version", 1},
+      {"hook", p.hook},
+      {"d", p.d()},
+      {"pool", p.pool},
+      {"lambda", p.lambda},
+      {"b", p.b},
+      {"model", p.model},
+      {"n_train", p.n_train},
+      {"cv_auroc", p.cv_auroc},
+      {"cv_accuracy", p.cv_accuracy},
+      {"seed", p.seed},
+      {"folds", p.folds},
+      {"shuffled_labels", p.shuffled_labels},
+      {"chat_template",
+       p.chat_template.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.chat_template)},
+      {"mean", p.mean},
+      {"scale", p.scale},
+      {"w", p.w}};
   const std::string text = j.dump(1) + "\n";
   AtomicFile f(path);
   f.write(text.data(), text.size());
@@ -112,6 +115,8 @@ Probe load_probe(const std::string& path) {
     p.seed = j.value("seed", uint64_t{0});
     p.folds = j.value("folds", 0);
     p.shuffled_labels = j.value("shuffled_labels", false);
+    if (j.contains("chat_template") && !j["chat_template"].is_null())
+      p.chat_template = j["chat_template"].get<std::string>();
   } catch (const nlohmann::json::exception& e) {
     throw bad(std::string("missing or mistyped field (") + e.what() + ")");
   }

@@ -8,7 +8,8 @@
 //   the texts it was trained on), "lambda": the L2 penalty used (see logistic.h),
 //   "mean", "scale": [d] standardization, "w": [d] weights on standardized features, "b": bias,
 //   "model": the model file's stem, "n_train", "cv_auroc", "cv_accuracy", "seed", "folds",
-//   "shuffled_labels": metadata.
+//   "shuffled_labels": metadata; "chat_template": the template the training texts were rendered
+//   with as user messages (probe train --chat; its name), null for plain text.
 //   Score of a feature vector x: logit = b + sum_a w[a] (x[a] - mean[a]) / scale[a],
 //   P(label 1) = sigmoid(logit). Numbers are written with round-trip precision (float64).
 #pragma once
@@ -34,6 +35,7 @@ struct Probe {
   uint64_t seed = 0;
   int folds = 0;
   bool shuffled_labels = false;
+  std::string chat_template;  // empty: trained on plain text
 
   int64_t d() const { return static_cast<int64_t>(w.size()); }
 };

@@ -12,10 +12,15 @@
 namespace glassbox {
 namespace {
 
-std::vector<int32_t> encode_text(const Tokenizer& tok, const std::string& text, bool* has_bos) {
-  const bool bos = tok.bos_id().has_value() && tok.add_bos_by_default();
-  if (has_bos) *has_bos = bos;
-  return tok.encode(text, bos, false);
+std::vector<int32_t> encode_text(const Tokenizer& tok, const ChatFormatter* chat,
+                                 const std::string& text, bool* has_bos) {
+  if (chat) {
+    std::vector<int32_t> ids = encode_turn(*chat, tok, "", text);
+    *has_bos = !ids.empty() && tok.bos_id() && ids.front() == *tok.bos_id();
+    return ids;
+  }
+  *has_bos = tok.bos_id().has_value() && tok.add_bos_by_default();
+  return tok.encode(text, *has_bos, false);
 }
 
 int64_t resolve_index(int64_t i, int64_t n) { return i < 0 ? i + n : i; }
@@ -120,9 +125,9 @@ std::vector<std::string> resolve_probe_hooks(const std::vector<std::string>& nam
 std::vector<Matrix> token_activations(const Model& model, const Tokenizer& tokenizer,
                                       const std::string& text,
                                       const std::vector<std::string>& hooks, int threads,
-                                      std::vector<int32_t>* text_ids) {
+                                      std::vector<int32_t>* text_ids, const ChatFormatter* chat) {
   bool bos = false;
-  const std::vector<int32_t> ids = encode_text(tokenizer, text, &bos);
+  const std::vector<int32_t> ids = encode_text(tokenizer, chat, text, &bos);
   const int64_t skip = bos ? 1 : 0, n = static_cast<int64_t>(ids.size()) - skip;
   if (n <= 0) throw Error(ErrorCode::kInvalidArgument, "the text has no tokens");
   if (static_cast<int64_t>(ids.size()) > model.config().n_ctx) {
@@ -152,7 +157,8 @@ ProbeFeatures extract_probe_features(const Model& model, const Tokenizer& tokeni
                                      const std::vector<ProbeExample>& examples,
                                      const std::vector<std::string>& hooks, ProbePool pool,
                                      int threads,
-                                     const std::function<void(int64_t, int64_t)>& on_progress) {
+                                     const std::function<void(int64_t, int64_t)>& on_progress,
+                                     const ChatFormatter* chat) {
   ProbeFeatures f;
   f.hooks = hooks;
   f.x.resize(hooks.size());
@@ -164,7 +170,7 @@ ProbeFeatures extract_probe_features(const Model& model, const Tokenizer& tokeni
     const ProbeExample& ex = examples[e];
     const std::string where = "line " + std::to_string(ex.line);
     bool bos = false;
-    const std::vector<int32_t> ids = encode_text(tokenizer, ex.text, &bos);
+    const std::vector<int32_t> ids = encode_text(tokenizer, chat, ex.text, &bos);
     const int64_t skip = bos ? 1 : 0, n = static_cast<int64_t>(ids.size()) - skip;
     if (n <= 0) throw Error(ErrorCode::kInvalidArgument, where + ": the text has no tokens");
     if (static_cast<int64_t>(ids.size()) > model.config().n_ctx) {

@@ -12,6 +12,10 @@
 // a feature); negative values count from the end, as in Python (-1 = the last token). Without
 // span/token the pooling rule decides: last (the last text token, the default) or mean (all text
 // tokens). Texts are encoded with BOS in front when the vocabulary has one and wants it.
+// With a chat formatter (probe --chat) each text is the user message of a chat turn rendered
+// with the generation prompt (format_turn, encode_turn): token indices and pooling then count
+// the rendered prompt's tokens, so "last" is the generation prompt's last token, where the
+// model is about to answer.
 // Features are float64 copies of the float32 activations; hooks with a head axis are flattened
 // ([n_heads, d_head] -> n_heads * d_head).
 #pragma once
@@ -22,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "chat/chat_prompt.h"
 #include "model/model.h"
 #include "probe/logistic.h"
 #include "tokenizer/tokenizer.h"
@@ -66,13 +71,15 @@ ProbeFeatures extract_probe_features(const Model& model, const Tokenizer& tokeni
                                      const std::vector<ProbeExample>& examples,
                                      const std::vector<std::string>& hooks, ProbePool pool,
                                      int threads,
-                                     const std::function<void(int64_t, int64_t)>& on_progress = {});
+                                     const std::function<void(int64_t, int64_t)>& on_progress = {},
+                                     const ChatFormatter* chat = nullptr);
 
 // Per-token activations of one text at each hook ([n_text_tokens, width] each), for scoring every
 // position; BOS excluded. Same tokenization as above.
 std::vector<Matrix> token_activations(const Model& model, const Tokenizer& tokenizer,
                                       const std::string& text,
                                       const std::vector<std::string>& hooks, int threads,
-                                      std::vector<int32_t>* text_ids = nullptr);
+                                      std::vector<int32_t>* text_ids = nullptr,
+                                      const ChatFormatter* chat = nullptr);
 
 }  // namespace glassbox

@@ -238,9 +238,8 @@ void run_route(ServerState& s, const httplib::Request& req, httplib::Response& r
   StreamDecoder decoder(*s.tokenizer);
   for (int64_t t = 0; t < n; ++t) {
     const int32_t id = ids[static_cast<size_t>(t)];
-    tokens.push_back({{"id", id},
-                      {"token", token_display_text(*s.tokenizer, id)},
-                      {"text", decoder.push(id)}});
+    tokens.push_back(
+        {{"id", id}, {"token", token_display_text(*s.tokenizer, id)}, {"text", decoder.push(id)}});
   }
   if (n > 0) tokens.back()["text"] = tokens.back()["text"].get<std::string>() + decoder.flush();
 
@@ -276,6 +275,7 @@ void generate_route(ServerState& s, const httplib::Request& req, httplib::Respon
       request_monitors(body, s.monitors, s.model->config(), s.sae ? &*s.sae : nullptr, s.probes);
   g.prompt = s.encode_prompt(req_string(body, "prompt"), "prompt");
   g.deadline = s.deadline();
+  g.stop_ids = s.stop_ids;
   auto lease = s.pool->acquire(g.deadline);
   const GenerationResult r = run_generation(lease.session(), *s.tokenizer, g, {});
   json out = {{"text", r.text},

@@ -8,14 +8,6 @@
 
 namespace glassbox::server {
 
-std::vector<int32_t> default_stop_ids(const Tokenizer& tokenizer) {
-  std::vector<int32_t> ids;
-  // llama2.c models separate stories with BOS, so it ends a generation as EOS does.
-  for (auto id : {tokenizer.eos_id(), tokenizer.bos_id()})
-    if (id) ids.push_back(*id);
-  return ids;
-}
-
 void add_monitor_update(json& chunk, const std::vector<std::string>& names,
                         const MonitorUpdate& update) {
   if (update.empty()) return;
@@ -75,7 +67,7 @@ GenerationResult run_generation(Session& session, const Tokenizer& tokenizer,
   options.sampling.top_p = static_cast<float>(s.top_p);
   options.sampling.top_k = static_cast<int>(s.top_k);
   options.sampling.seed = result.seed;
-  if (!s.ignore_eos) options.stop_ids = default_stop_ids(tokenizer);
+  if (!s.ignore_eos) options.stop_ids = request.stop_ids;
 
   // The prompt primes the decoder so the first piece keeps its leading space.
   StreamDecoder decoder(tokenizer);

@@ -1,6 +1,7 @@
 // Text generation for the server's routes: prompt ids in, text pieces out as they are decoded,
 // with OpenAI stop strings (held back while they might still match, cut from the output), the
-// model's stop ids (EOS, and BOS for llama2.c vocabularies, as `glassbox generate`), a deadline,
+// model's stop ids (EOS, end-of-turn tokens, and BOS for llama2.c vocabularies, as
+// `glassbox generate`), a deadline,
 // and a callback that can stop early (a client gone). Streaming and non-streaming responses both
 // come from here, so their texts are equal by construction. No HTTP here.
 #pragma once
@@ -27,6 +28,7 @@ struct GenerationRequest {
   std::chrono::steady_clock::time_point deadline;
   std::vector<Intervention> steering;  // hooked into the session for this generation only
   std::vector<MonitorSpec> monitors;   // scored on every generated token (docs: "Monitors")
+  std::vector<int32_t> stop_ids;       // the model's (generation_stop_ids); unused with ignore_eos
 };
 
 // What the monitors saw: scores[m][t] of monitor m for generated token t, and the firings.
@@ -60,9 +62,6 @@ struct MonitorUpdate {
     events.clear();
   }
 };
-
-// The stop ids of `tokenizer`: EOS and BOS when it has them.
-std::vector<int32_t> default_stop_ids(const Tokenizer& tokenizer);
 
 // Resets `session` and generates. `on_text` receives each non-empty piece of completion text and
 // returns false to stop (the caller is gone; finish_reason is then "length"). With monitors it

@@ -57,6 +57,7 @@ CommonRequest parse_common(const ServerState& s, const json& body, int64_t defau
   check_unsupported(body);
   c.gen.sampling =
       parse_sampling(body, default_max_tokens, 1.0, s.options.max_tokens, alt_max_field);
+  c.gen.stop_ids = s.stop_ids;
   c.gen.steering = parse_steering(body, s.model->config(), s.sae ? &*s.sae : nullptr);
   c.gen.monitors =
       request_monitors(body, s.monitors, s.model->config(), s.sae ? &*s.sae : nullptr, s.probes);

@@ -218,6 +218,7 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   s.options = std::move(options);
   s.model = std::make_unique<Model>(load_model(s.options.model_path));
   s.tokenizer = load_model_tokenizer(*s.model, s.options.tokenizer_path);
+  s.stop_ids = generation_stop_ids(*s.model, *s.tokenizer);
   s.model_name = std::filesystem::path(s.options.model_path).stem().string();
   s.chat = std::make_unique<ChatFormatter>(
       *s.model, *s.tokenizer,
@@ -227,8 +228,9 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
     if (s.options.sae_hook) sae.hook_name = *s.options.sae_hook;
     if (sae.hook_name.empty()) {
       throw Error(ErrorCode::kInvalidArgument,
-                  *s.options.sae_path + ": the SAE names no hook (Gemma Scope files do not); give "
-                                        "--sae-hook");
+                  *s.options.sae_path +
+                      ": the SAE names no hook (Gemma Scope files do not); give "
+                      "--sae-hook");
     }
     const HookName hook = resolve_hook_name(sae.hook_name, s.model->config());
     const auto shape = hook_token_shape(hook.point, s.model->config());

@@ -39,6 +39,7 @@ struct ServerState {
   std::unique_ptr<FeatureDb> db;
   std::unique_ptr<ModelPool> pool;
   std::unique_ptr<ChatFormatter> chat;  // messages -> prompt text (template or plain joining)
+  std::vector<int32_t> stop_ids;        // generation_stop_ids of the model and tokenizer
 
   std::chrono::steady_clock::time_point deadline() const {
     return std::chrono::steady_clock::now() +

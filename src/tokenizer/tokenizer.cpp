@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/error.h"
 #include "io/gguf.h"
@@ -100,6 +101,23 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
                     (json_error.empty() ? "" : "as tokenizer.json: " + json_error + "; ") +
                     "as llama2.c: " + llama2c_error + "; as SentencePiece: " + e.what() + ")");
   }
+}
+
+std::vector<int32_t> end_of_generation_ids(const Tokenizer& tokenizer) {
+  // llama.cpp's list (src/llama-vocab.cpp, special_eog_ids) without the entries that only serve
+  // architectures glassbox does not run (gpt-oss, Kimi, minimax).
+  static const std::set<std::string, std::less<>> kEndTexts = {
+      "<|eot_id|>",    "<|eom_id|>",         "<|im_end|>",           "<|end|>",
+      "<end_of_turn>", "<|endoftext|>",      "<|end_of_text|>",      "<EOT>",
+      "_<EOT>",        "<end_of_utterance>", "<｜end▁of▁sentence｜>" /* DeepSeek */};
+  std::set<int32_t> ids;
+  for (const std::optional<int32_t> id : {tokenizer.eos_id(), tokenizer.bos_id()})
+    if (id) ids.insert(*id);
+  for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
+    if (tokenizer.byte_value(id)) continue;
+    if (kEndTexts.count(tokenizer.piece(id)) != 0) ids.insert(id);
+  }
+  return {ids.begin(), ids.end()};
 }
 
 std::string token_display_text(const Tokenizer& tokenizer, int32_t id) {

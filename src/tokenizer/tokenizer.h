@@ -72,6 +72,13 @@ class Tokenizer {
 // in llama.cpp). Adds no BOS/EOS of its own. Equals encode() when there are no control tokens.
 std::vector<int32_t> encode_special(const Tokenizer& tokenizer, std::string_view text);
 
+// The ids that end a generation: EOS, BOS (llama2.c models separate stories with it) and the
+// vocabulary's end-of-turn tokens, found by their text as llama.cpp builds its end-of-generation
+// set ("<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+// "<|end_of_text|>", "<EOT>", ...), so that an instruct model stops at the end of its turn.
+// Sorted, without duplicates.
+std::vector<int32_t> end_of_generation_ids(const Tokenizer& tokenizer);
+
 // What a person should see for one token, as TransformerLens's to_str_tokens shows it: the
 // token's own text with its leading space kept (SentencePiece's U+2581 and byte-level BPE's
 // "\u0120" become " "), a byte piece as its byte, control tokens as their piece ("<s>"); bytes

@@ -1,8 +1,10 @@
 """Helpers shared by the CLI end-to-end scripts: a pass/fail ledger, running the binary, the
-kill -9 driver that interrupts a long job at chosen points, and writing a small SAELens SAE."""
+kill -9 driver that interrupts a long job at chosen points, writing a small SAELens SAE, and
+adding a string to a GGUF's metadata (a chat template)."""
 import json
 import os
 import signal
+import struct
 import subprocess
 
 
@@ -63,3 +65,66 @@ def write_saelens(path, w, hook):
                    "d_sae": int(w["b_enc"].shape[0]), "dtype": "float32", "device": "cpu",
                    "apply_b_dec_to_input": True, "normalize_activations": "none",
                    "metadata": {"hook_name": hook}}, f)
+
+
+def gguf_add_string(src, dst, key, value):
+    """Copies the GGUF file `src` to `dst` with one more string metadata entry."""
+    gguf_add_metadata(src, dst, {key: value})
+
+
+def gguf_add_metadata(src, dst, entries):
+    """Copies the GGUF file `src` to `dst` with more metadata entries (format: src/io/gguf.h):
+    a str value is written as a string, an int as uint32. Tensor data offsets are relative to
+    the data section, so only the padding before it changes."""
+    data = open(src, "rb").read()
+    magic, version, n_tensors, n_kv = struct.unpack_from("<4sIQQ", data, 0)
+    assert magic == b"GGUF"
+    pos = 24
+    scalar = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+    alignment = 32
+
+    def skip_value(t, p):
+        if t in scalar:
+            return p + scalar[t]
+        if t == 8:
+            (n,) = struct.unpack_from("<Q", data, p)
+            return p + 8 + n
+        assert t == 9
+        et, n = struct.unpack_from("<IQ", data, p)
+        p += 12
+        for _ in range(n):
+            p = skip_value(et, p)
+        return p
+
+    for _ in range(n_kv):
+        (klen,) = struct.unpack_from("<Q", data, pos)
+        k = data[pos + 8:pos + 8 + klen].decode()
+        pos += 8 + klen
+        (t,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        if k == "general.alignment":
+            (alignment,) = struct.unpack_from("<I", data, pos)
+        pos = skip_value(t, pos)
+    kv_end = pos
+    for _ in range(n_tensors):
+        (nlen,) = struct.unpack_from("<Q", data, pos)
+        pos += 8 + nlen
+        (n_dims,) = struct.unpack_from("<I", data, pos)
+        pos += 4 + 8 * n_dims + 4 + 8
+    infos_end = pos
+    data_start = (infos_end + alignment - 1) // alignment * alignment
+    new_kv = b""
+    for key, value in entries.items():
+        kb = key.encode()
+        new_kv += struct.pack("<Q", len(kb)) + kb
+        if isinstance(value, str):
+            vb = value.encode()
+            new_kv += struct.pack("<IQ", 8, len(vb)) + vb
+        else:
+            new_kv += struct.pack("<II", 4, value)
+    head = (struct.pack("<4sIQQ", magic, version, n_tensors, n_kv + len(entries))
+            + data[24:kv_end] + new_kv
+            + data[kv_end:infos_end])
+    head += b"\0" * (-len(head) % alignment)
+    with open(dst, "wb") as f:
+        f.write(head + data[data_start:])

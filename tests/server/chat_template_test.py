@@ -20,12 +20,13 @@ usage: chat_template_test.py GLASSBOX REPO_DIR
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
+from cli_util import gguf_add_string  # noqa: E402
 from server_util import post_json, start_server, stop_server  # noqa: E402
 
 GB, REPO = sys.argv[1], sys.argv[2]
@@ -55,56 +56,6 @@ def gb(*args):
     if p.returncode != 0:
         raise RuntimeError(f"glassbox {' '.join(args)}: rc {p.returncode}: {p.stderr[-1500:]}")
     return p.stdout
-
-
-def gguf_add_string(src, dst, key, value):
-    """Copies the GGUF file `src` to `dst` with one more string metadata entry (format:
-    src/io/gguf.h). Tensor data offsets are relative to the data section, so only the padding
-    before it changes."""
-    data = open(src, "rb").read()
-    magic, version, n_tensors, n_kv = struct.unpack_from("<4sIQQ", data, 0)
-    assert magic == b"GGUF"
-    pos = 24
-    scalar = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
-    alignment = 32
-
-    def skip_value(t, p):
-        if t in scalar:
-            return p + scalar[t]
-        if t == 8:
-            (n,) = struct.unpack_from("<Q", data, p)
-            return p + 8 + n
-        assert t == 9
-        et, n = struct.unpack_from("<IQ", data, p)
-        p += 12
-        for _ in range(n):
-            p = skip_value(et, p)
-        return p
-
-    for _ in range(n_kv):
-        (klen,) = struct.unpack_from("<Q", data, pos)
-        k = data[pos + 8:pos + 8 + klen].decode()
-        pos += 8 + klen
-        (t,) = struct.unpack_from("<I", data, pos)
-        pos += 4
-        if k == "general.alignment":
-            (alignment,) = struct.unpack_from("<I", data, pos)
-        pos = skip_value(t, pos)
-    kv_end = pos
-    for _ in range(n_tensors):
-        (nlen,) = struct.unpack_from("<Q", data, pos)
-        pos += 8 + nlen
-        (n_dims,) = struct.unpack_from("<I", data, pos)
-        pos += 4 + 8 * n_dims + 4 + 8
-    infos_end = pos
-    data_start = (infos_end + alignment - 1) // alignment * alignment
-    kb, vb = key.encode(), value.encode()
-    new_kv = struct.pack("<Q", len(kb)) + kb + struct.pack("<IQ", 8, len(vb)) + vb
-    head = (struct.pack("<4sIQQ", magic, version, n_tensors, n_kv + 1) + data[24:kv_end] + new_kv
-            + data[kv_end:infos_end])
-    head += b"\0" * (-len(head) % alignment)
-    with open(dst, "wb") as f:
-        f.write(head + data[data_start:])
 
 
 def chat(url, body):

@@ -22,7 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-
 // The spelling of raw bytes in the GPT-2 alphabet.
 std::string spell(std::string_view bytes) {
   std::string out;
@@ -230,6 +229,21 @@ TEST(Bpe, DisplayTextIsTheTokensBytes) {
   EXPECT_EQ(token_display_text(*tok, 0x80), "\xEF\xBF\xBD");
   EXPECT_EQ(token_display_text(*tok, 300), "<|eot|>");
   EXPECT_THROW(token_display_text(*tok, tok->vocab_size()), Error);
+}
+
+// Generation ends at EOS, BOS and the end-of-turn tokens llama.cpp recognizes by their text
+// (Llama 3's <|eot_id|> and <|eom_id|>, ChatML's <|im_end|>), not at other special tokens.
+TEST(Bpe, EndOfGenerationIdsIncludeEndOfTurnTokens) {
+  json j = make_json({{" ", "t"}});
+  const std::vector<std::string> added = {"<|eot_id|>",      "<|im_end|>",
+                                          "<|eom_id|>",      "<|start_header_id|>",
+                                          "<|end_of_text|>", "<|begin_of_text|>"};
+  j["added_tokens"] = json::array();
+  for (size_t i = 0; i < added.size(); ++i)
+    j["added_tokens"].push_back({{"id", 300 + i}, {"content", added[i]}, {"special", true}});
+  const auto tok = build(j, {{"bos_token", "<|begin_of_text|>"}, {"eos_token", "<|end_of_text|>"}});
+  EXPECT_EQ(end_of_generation_ids(*tok), (std::vector<int32_t>{300, 301, 302, 304, 305}));
+  EXPECT_EQ(end_of_generation_ids(*build(make_json({{" ", "t"}}))), std::vector<int32_t>{});
 }
 
 TEST(Bpe, LongInputsStayFast) {

@@ -20,11 +20,13 @@
 #include <filesystem>
 #include <fstream>
 
+#include "autointerp/subject_model.h"
 #include "chat/chat_prompt.h"
 #include "expect_error.h"
 #include "io/gguf.h"
 #include "io/gguf_writer.h"
 #include "model/model.h"
+#include "model/run.h"
 #include "test_models.h"
 #include "tokenizer/tokenizer.h"
 
@@ -541,6 +543,81 @@ TEST(ChatPrompt, FormatterUsesTheTemplateOrJoinsPlainly) {
   expect_error([&] { raising.format(messages, true); }, ErrorCode::kInvalidArgument,
                "chat template strict.jinja: line 1, column 4: the template raised an exception: "
                "no system role");
+}
+
+// persona/steer-vector/probe/score turns: the system text as a system message where the template
+// takes one, merged in front of the user's text where it refuses (Gemma 2's raise_exception).
+TEST(ChatPrompt, TurnsMergeTheSystemTextOnlyWhenTheTemplateRefusesIt) {
+  const std::string body =
+      "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
+      "{% if add_generation_prompt %}<model>{% endif %}";
+  const ChatFormatter open(ChatTemplate::parse(body, "open.jinja"), "", "");
+  const ChatFormatter strict(
+      ChatTemplate::parse("{% if messages[0].role == 'system' %}{{ raise_exception('System role "
+                          "not supported') }}{% endif %}" +
+                              body,
+                          "strict.jinja"),
+      "", "");
+  bool merged = true;
+  EXPECT_EQ(format_turn(open, "Be sad.", "Hi", &merged), "<system>Be sad.<user>Hi<model>");
+  EXPECT_FALSE(merged);
+  EXPECT_EQ(format_turn(strict, "Be sad.", "Hi", &merged), "<user>Be sad.\n\nHi<model>");
+  EXPECT_TRUE(merged);
+  EXPECT_EQ(format_turn(strict, "", "Hi", &merged), "<user>Hi<model>");
+  EXPECT_FALSE(merged);
+  EXPECT_EQ(format_turn(ChatFormatter(std::nullopt, "", ""), "Be sad.", "Hi"), "Be sad.\nHi");
+  // A template that refuses the merged turn too: its own error, not a silent prompt.
+  const ChatFormatter never(ChatTemplate::parse("{{ raise_exception('never') }}", "n.jinja"), "",
+                            "");
+  expect_error([&] { format_turn(never, "S", "U"); }, ErrorCode::kInvalidArgument, "never");
+}
+
+// score --chat: the intervention scorer's neutral prompts become chat turns.
+TEST(ChatPrompt, InterventionPromptsAreChatTurns) {
+  const Model model = load_model(testing::stories260k());
+  const auto tok = load_model_tokenizer(model, std::nullopt);
+  auto chat = std::make_shared<const ChatFormatter>(
+      ChatTemplate::parse("{{ bos_token }}{% for m in messages %}{{ m.role }}: {{ m.content }}\n"
+                          "{% endfor %}assistant:",
+                          "t.jinja"),
+      "<s>", "</s>");
+  autointerp::SteerOptions o;
+  o.prompts = {"Once upon a time"};
+  o.per_prompt = 1;
+  o.max_tokens = 8;
+  o.temperature = 0;
+  o.chat = chat;
+  Session session(model);
+  const std::vector<std::string> texts =
+      autointerp::generate_texts(session, *tok, nullptr, -1, 0, o);
+  GenerateOptions g;
+  g.max_new_tokens = 8;
+  g.sampling.temperature = 0;
+  g.stop_ids = generation_stop_ids(model, *tok);
+  session.reset();
+  const std::vector<int32_t> prompt =
+      encode_chat_prompt(*tok, "<s>user: Once upon a time\nassistant:");
+  EXPECT_EQ(encode_turn(*chat, *tok, "", "Once upon a time"), prompt);
+  std::vector<int32_t> out = generate(session, prompt, g);
+  if (!out.empty() && out.back() == *tok->eos_id()) out.pop_back();
+  ASSERT_EQ(texts.size(), 1u);
+  EXPECT_EQ(texts[0], tok->decode(out));
+  o.chat = nullptr;
+  EXPECT_NE(autointerp::generate_texts(session, *tok, nullptr, -1, 0, o), texts);
+}
+
+TEST(ChatPrompt, GenerationConfigEosIds) {
+  ChatTempDir dir;
+  const std::string d = dir.path.string();
+  EXPECT_EQ(generation_config_eos_ids(d), std::vector<int64_t>{});  // no file
+  dir.write("generation_config.json", R"({"eos_token_id": [128001, 128008, 128009]})");
+  EXPECT_EQ(generation_config_eos_ids(d), (std::vector<int64_t>{128001, 128008, 128009}));
+  dir.write("generation_config.json", R"({"bos_token_id": 1, "eos_token_id": 107})");
+  EXPECT_EQ(generation_config_eos_ids(d), std::vector<int64_t>{107});
+  dir.write("generation_config.json", R"({"eos_token_id": "x"})");
+  expect_error([&] { generation_config_eos_ids(d); }, ErrorCode::kFormat, "eos_token_id");
+  dir.write("generation_config.json", "{");
+  expect_error([&] { generation_config_eos_ids(d); }, ErrorCode::kFormat, "generation_config.json");
 }
 
 TEST(ChatPrompt, SpecialTokensMatchedAndOneBos) {

@@ -2,6 +2,7 @@
 // inference, GGUF-embedded vocabularies (in-memory GGUF images), load_tokenizer's choice by
 // content. Every failure must be a glassbox::Error naming the file and the field.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -11,6 +12,7 @@
 
 #include "core/error.h"
 #include "io/gguf.h"
+#include "model/model.h"
 #include "test_models.h"
 #include "tokenizer/spm_bpe.h"
 #include "tokenizer/tokenizer.h"
@@ -147,7 +149,8 @@ TEST(TokenizerLlama2c, WhitespaceNormalizationIsInferredOrGiven) {
   // ▁a▁▁a: the ▁a pairs (-0.5) beat ▁▁ (-3), which is then stale.
   EXPECT_EQ(keep->encode("a  a"), (Ids{5, 3, 5}));
   EXPECT_EQ(keep->encode(" "), (Ids{6}));
-  const auto collapse = make_spm_bpe_tokenizer(parse_llama2c_vocab(small_llama2c_vocab(), 0, "c.bin"), "c");
+  const auto collapse =
+      make_spm_bpe_tokenizer(parse_llama2c_vocab(small_llama2c_vocab(), 0, "c.bin"), "c");
   EXPECT_EQ(collapse->encode("a  a"), (Ids{5, 5}));
   Llama2cTokenizerOptions opt;
   opt.remove_extra_whitespaces = false;
@@ -277,6 +280,32 @@ VocabGgufWriter llama_vocab() {
   w.kv_f32s("tokenizer.ggml.scores", {0, 0, 0, 0, -1, -2, -0.5, 0});
   w.kv_i32s("tokenizer.ggml.token_type", {2, 3, 3, 6, 1, 1, 1, 4});
   return w;
+}
+
+// An HF directory of a SentencePiece model (Llama 2, Gemma) ships tokenizer.json in a form
+// glassbox does not implement beside tokenizer.model: the model's tokenizer is the latter. A
+// tokenizer.json glassbox refuses with nothing beside it stays an error naming it.
+TEST(TokenizerBesideModel, UnsupportedTokenizerJsonGivesWayToTokenizerModel) {
+  const std::string spm = testing::shared_path("models/llama2-tokenizer/tokenizer.model");
+  if (!fs::exists(spm)) GTEST_SKIP() << spm << " absent";
+  const fs::path dir =
+      fs::temp_directory_path() / ("glassbox_beside_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  fs::copy_file(testing::stories260k(), dir / "model.bin", fs::copy_options::overwrite_existing);
+  std::ofstream(dir / "tokenizer.json") << R"({"model": {"type": "Unigram", "vocab": []}})";
+  const Model model = load_model((dir / "model.bin").string());
+  try {
+    load_model_tokenizer(model, std::nullopt);
+    ADD_FAILURE() << "an unsupported tokenizer.json alone must be refused";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
+    EXPECT_NE(std::string(e.what()).find("tokenizer.json"), std::string::npos) << e.what();
+  }
+  fs::copy_file(spm, dir / "tokenizer.model");
+  const auto tok = load_model_tokenizer(model, std::nullopt);
+  EXPECT_EQ(tok->vocab_size(), 32000);  // Llama 2's SentencePiece model, not tok512
+  EXPECT_EQ(tok->encode("Hello world"), load_tokenizer(spm)->encode("Hello world"));
+  fs::remove_all(dir);
 }
 
 TEST(TokenizerGguf, BuildsTheVocabularyFromMetadata) {
