@@ -1,7 +1,9 @@
 // `glassbox bench`: prompt-processing and generation speed, measured as llama-bench measures it
 // (pp: one batch of p tokens, logits of the last one only; tg: n single-token decode steps from
-// an empty cache), printed as one JSON object. --cache-hooks caches the matching hook points in
-// both phases, to show what interpretability costs.
+// an empty cache; with -d D both start with D tokens already in the KV cache, as llama-bench's
+// -d), printed as one JSON object with the machine's streaming read bandwidth beside tg_gb_s.
+// --cache-hooks caches the matching hook points in both phases, to show what interpretability
+// costs.
 #include <fnmatch.h>
 
 #include <chrono>
@@ -19,7 +21,8 @@ namespace {
 
 struct BenchArgs {
   std::string model_path;
-  int p = 512, n = 64, threads = 0, reps = 5;
+  int p = 512, n = 64, threads = 0, reps = 5, depth = 0;
+  bool no_mem_bw = false;
   std::string cache_hooks;
 };
 
@@ -59,14 +62,14 @@ Work work_of(const Model& m) {
 int run_bench(const BenchArgs& a) {
   const Model model = load_model(a.model_path);
   const ModelConfig& c = model.config();
-  if (a.p < 1 || a.n < 0) {
-    throw Error(ErrorCode::kInvalidArgument, "-p must be positive and -n not negative");
+  if (a.p < 1 || a.n < 0 || a.depth < 0) {
+    throw Error(ErrorCode::kInvalidArgument, "-p must be positive and -n and -d not negative");
   }
   // As llama-bench: the cache holds the longer of the two runs, past the trained context if the
   // model's positions allow it (a random prompt needs no more than that).
   SessionOptions options;
   options.n_threads = a.threads;
-  options.n_ctx = std::max(a.p, a.n);
+  options.n_ctx = a.depth + std::max(a.p, a.n);
   Session session(model, options);
   std::vector<HookHandle> handles;
   std::vector<std::string> cached;
@@ -85,13 +88,20 @@ int run_bench(const BenchArgs& a) {
   }
   std::vector<int32_t> prompt(static_cast<size_t>(a.p));
   for (int i = 0; i < a.p; ++i) prompt[i] = static_cast<int32_t>((i * 7919 + 1) % c.d_vocab);
+  std::vector<int32_t> context(static_cast<size_t>(a.depth));
+  for (int i = 0; i < a.depth; ++i) context[i] = static_cast<int32_t>((i * 104729 + 3) % c.d_vocab);
+  // Each measurement starts from a cache holding exactly the depth tokens (untimed).
+  const auto start = [&] {
+    session.reset();
+    if (a.depth > 0) session.forward(context, LogitsMode::kLast);
+  };
   std::vector<double> pp, tg;
   for (int r = -1; r < a.reps; ++r) {  // r = -1 warms up (pages the weights in)
-    session.reset();
+    start();
     double t0 = now();
     session.forward(prompt, LogitsMode::kLast);
     if (r >= 0) pp.push_back(a.p / (now() - t0));
-    session.reset();
+    start();
     int32_t tok = 1;
     t0 = now();
     for (int i = 0; i < a.n; ++i) {
@@ -102,10 +112,14 @@ int run_bench(const BenchArgs& a) {
   }
   const Work w = work_of(model);
   const Stats spp = stats(pp), stg = stats(tg);
+  const double rss = peak_rss_mib();  // before the bandwidth buffer adds to it
+  const double mem_gb_s = a.no_mem_bw ? 0.0 : memory_read_gb_s(session.pool());
+  const double tg_gb_s = (w.layer_bytes + w.unembed_bytes) * stg.mean / 1e9;
   // pp FLOPs: every token through every layer, attention over the causal triangle, and the
   // unembedding of the last token only.
-  const double attn_macs = 2.0 * static_cast<double>(c.n_layers * c.n_heads * c.d_head) *
-                           (static_cast<double>(a.p) * (a.p + 1) / 2.0);
+  const double attn_macs =
+      2.0 * static_cast<double>(c.n_layers * c.n_heads * c.d_head) *
+      (static_cast<double>(a.p) * (a.p + 1) / 2.0 + static_cast<double>(a.p) * a.depth);
   const double pp_flops = 2.0 * (a.p * w.layer_macs + attn_macs + w.unembed_macs);
   nlohmann::json out = {
       {"model", a.model_path},
@@ -118,14 +132,18 @@ int run_bench(const BenchArgs& a) {
       {"reps", a.reps},
       {"n_prompt", a.p},
       {"n_gen", a.n},
+      {"n_depth", a.depth},
       {"pp_tok_s", spp.mean},
       {"pp_tok_s_stddev", spp.stddev},
       {"pp_gflop_s", pp_flops / (a.p / spp.mean) / 1e9},
       {"tg_tok_s", stg.mean},
       {"tg_tok_s_stddev", stg.stddev},
-      {"tg_gb_s", (w.layer_bytes + w.unembed_bytes) * stg.mean / 1e9},
+      {"tg_gb_s", tg_gb_s},
+      {"mem_read_gb_s", a.no_mem_bw ? nlohmann::json(nullptr) : nlohmann::json(mem_gb_s)},
+      {"tg_bw_fraction",
+       mem_gb_s > 0 ? nlohmann::json(tg_gb_s / mem_gb_s) : nlohmann::json(nullptr)},
       {"hooks_cached", cached.size()},
-      {"peak_rss_mib", peak_rss_mib()},
+      {"peak_rss_mib", rss},
   };
   std::printf("%s\n", out.dump(2).c_str());
   return 0;
@@ -143,6 +161,10 @@ Action register_bench(CLI::App& app) {
   cmd->add_option("-n,--n-gen", a->n, "Decode steps (default 64)");
   cmd->add_option("-t,--threads", a->threads, "Threads (default: all cores)");
   cmd->add_option("-r,--reps", a->reps, "Repetitions (default 5)")->check(CLI::PositiveNumber);
+  cmd->add_option("-d,--n-depth", a->depth,
+                  "Tokens already in the KV cache before each pp and tg run (default 0)");
+  cmd->add_flag("--no-mem-bw", a->no_mem_bw,
+                "Skip the streaming-read bandwidth measurement (mem_read_gb_s, tg_bw_fraction)");
   cmd->add_option("--cache-hooks", a->cache_hooks,
                   "Cache every hook matching this glob (e.g. 'blocks.*.hook_resid_post')");
   return [a] { return run_bench(*a); };

@@ -35,10 +35,10 @@ int run_convert(const ConvertArgs& a) {
     const bool hf_dir = fs::is_directory(model.path());
     const fs::path dir = hf_dir ? fs::path(model.path()) : fs::path(model.path()).parent_path();
     const std::vector<fs::path> candidates =
-        hf_dir ? std::vector<fs::path>{dir / "tokenizer.json"}
-               : std::vector<fs::path>{dir / ("tok" + std::to_string(model.config().d_vocab) +
-                                              ".bin"),
-                                       dir / "tokenizer.bin"};
+        hf_dir
+            ? std::vector<fs::path>{dir / "tokenizer.json"}
+            : std::vector<fs::path>{dir / ("tok" + std::to_string(model.config().d_vocab) + ".bin"),
+                                    dir / "tokenizer.bin"};
     for (const fs::path& p : candidates) {
       if (fs::is_regular_file(p)) {
         vocab = p.string();
@@ -75,6 +75,8 @@ Action register_convert(CLI::App& app) {
       ->required();
   cmd->add_option("--type", a->options.type,
                   "Weight type: f32 (default), f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k");
+  cmd->add_option("--threads,-t", a->options.n_threads,
+                  "Threads that re-type the weights (default: all cores; the output is the same)");
   cmd->add_option("--tokenizer", a->vocab,
                   "Vocabulary to embed in GGUF output: a tokenizer.json (byte-level BPE) or a "
                   "llama2.c tok*.bin (default: an HF directory's tokenizer.json, or one beside the "

@@ -48,7 +48,7 @@ Tensor as_f32(const Tensor& t) {
   return out;
 }
 
-Tensor retype(const Tensor& t, DType type) {
+Tensor retype(const Tensor& t, DType type, ThreadPool& pool) {
   const Tensor f = as_f32(t);
   if (type == DType::kF32) return f;
   const int64_t k = f.ndim() ? f.dim(-1) : 1;
@@ -63,18 +63,29 @@ Tensor retype(const Tensor& t, DType type) {
     if (k % dtype_info(type).block_size != 0) type = DType::kF16;
   }
   Tensor out = Tensor::zeros(type, f.shape());
-  const float* src = f.data<float>();
-  if (type == DType::kF16 || type == DType::kBF16) {
-    auto* dst = out.mutable_data<uint16_t>();
-    for (int64_t i = 0; i < f.numel(); ++i)
-      dst[i] = type == DType::kF16 ? f32_to_f16(src[i]) : f32_to_bf16(src[i]);
-    return out;
-  }
-  const size_t row_bytes = dtype_bytes(type, k);
-  auto* dst = static_cast<uint8_t*>(out.mutable_raw());
-  for (int64_t r = 0; r * k < f.numel(); ++r)
-    ops::quantize_row(type, src + r * k, dst + r * row_bytes, k);
+  encode_rows(type, f.data<float>(), k ? f.numel() / k : 0, k, out.mutable_raw(), pool);
   return out;
+}
+
+// Each row is encoded from its own floats alone, so splitting the rows between threads gives the
+// bytes one thread would (tests/unit/convert_threads_test.cpp checks it).
+void encode_rows(DType type, const float* src, int64_t rows, int64_t k, void* dst,
+                 ThreadPool& pool) {
+  const size_t row_bytes = dtype_bytes(type, k);
+  auto* out = static_cast<uint8_t*>(dst);
+  pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* x = src + r * k;
+      uint8_t* y = out + static_cast<size_t>(r) * row_bytes;
+      if (type == DType::kF16 || type == DType::kBF16) {
+        auto* h = reinterpret_cast<uint16_t*>(y);
+        for (int64_t i = 0; i < k; ++i)
+          h[i] = type == DType::kF16 ? f32_to_f16(x[i]) : f32_to_bf16(x[i]);
+      } else {
+        ops::quantize_row(type, x, y, k);
+      }
+    }
+  });
 }
 
 Tensor transpose_f32(const Tensor& t) {
@@ -204,12 +215,13 @@ void convert_model(const Model& model, const std::string& out_path, const Conver
   using namespace convert_detail;
   const Plan plan = plan_for(options.type);
   model.check_computable();  // every weight must dequantize (a Q2_K file cannot be converted)
+  ThreadPool pool(options.n_threads);
   if (out_path.ends_with(".gguf")) {
-    write_gguf_model(model, out_path, plan, vocab_path);
+    write_gguf_model(model, out_path, plan, vocab_path, pool);
   } else if (out_path.ends_with(".bin")) {
     write_llama2c_model(model, out_path, plan);
   } else {
-    write_hf_model(model, out_path, plan);
+    write_hf_model(model, out_path, plan, pool);
   }
 }
 

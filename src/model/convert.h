@@ -13,6 +13,7 @@ namespace glassbox {
 
 struct ConvertOptions {
   std::string type = "f32";  // f32 | f16 | bf16 | q8_0 | q4_0 | q4_k_m | q5_k_m | q6_k
+  int n_threads = 0;         // re-typing threads; 0 = all cores (the output does not depend on it)
 };
 
 // Writes `model` to `out_path`: a `.gguf` file, a llama2.c `.bin` (llama, f32 only), or an HF

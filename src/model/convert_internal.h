@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "core/thread_pool.h"
 #include "model/model.h"
 
 namespace glassbox::convert_detail {
@@ -22,7 +23,13 @@ struct Plan {
 
 Plan plan_for(const std::string& type);
 Tensor as_f32(const Tensor& t);
-Tensor retype(const Tensor& t, DType type);
+// `t` as `type` (after retype's fallback for rows that are no whole number of blocks), its rows
+// encoded on `pool`.
+Tensor retype(const Tensor& t, DType type, ThreadPool& pool);
+// rows x k floats -> rows x dtype_bytes(type, k) bytes of a float or block type (not F32), the
+// rows split between the pool's threads; the bytes do not depend on the thread count.
+void encode_rows(DType type, const float* src, int64_t rows, int64_t k, void* dst,
+                 ThreadPool& pool);
 Tensor concat_rows(const std::vector<Tensor>& parts);
 Tensor transpose_f32(const Tensor& t);
 // The tensor named `name` (which the caller knows is there: asserts otherwise).
@@ -36,9 +43,9 @@ DType dtype_for(const std::string& name, const Tensor& t, const Plan& plan, int6
                 bool has_output);
 
 void write_gguf_model(const Model& m, const std::string& path, const Plan& plan,
-                      const std::string& vocab_path);
+                      const std::string& vocab_path, ThreadPool& pool);
 void write_gguf_vocab(const std::string& vocab_path, const std::string& path);
 void write_llama2c_model(const Model& m, const std::string& path, const Plan& plan);
-void write_hf_model(const Model& m, const std::string& dir, const Plan& plan);
+void write_hf_model(const Model& m, const std::string& dir, const Plan& plan, ThreadPool& pool);
 
 }  // namespace glassbox::convert_detail

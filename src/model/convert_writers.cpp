@@ -152,7 +152,7 @@ Named fuse_gate_up(const Named& named) {
 }  // namespace
 
 void write_gguf_model(const Model& m, const std::string& path, const Plan& plan,
-                      const std::string& vocab_path) {
+                      const std::string& vocab_path, ThreadPool& pool) {
   const ModelConfig& c = m.config();
   const std::string a = c.architecture;
   const auto u32 = [](int64_t v) { return gguf_int(GgufType::kU32, v); };
@@ -204,7 +204,7 @@ void write_gguf_model(const Model& m, const std::string& path, const Plan& plan,
     named = std::move(fused);
   }
   for (auto& [name, t] : named)
-    t = retype(t, dtype_for(name, t, plan, c.n_layers, !c.tied_embeddings));
+    t = retype(t, dtype_for(name, t, plan, c.n_layers, !c.tied_embeddings), pool);
   if (c.rope_scaling.factor != 0.0 || !c.rope_freq_factors.empty()) {
     named.emplace_back("rope_freqs.weight", rope_freqs_tensor(c));
   }
@@ -268,7 +268,7 @@ void write_llama2c_model(const Model& m, const std::string& path, const Plan& pl
   out.commit();
 }
 
-void write_hf_model(const Model& m, const std::string& dir, const Plan& plan) {
+void write_hf_model(const Model& m, const std::string& dir, const Plan& plan, ThreadPool& pool) {
   const ModelConfig& c = m.config();
   require(
       plan.base == DType::kF32 || plan.base == DType::kF16 || plan.base == DType::kBF16,
@@ -335,7 +335,7 @@ void write_hf_model(const Model& m, const std::string& dir, const Plan& plan) {
         }
       }
       require(!hf.empty(), ErrorCode::kUnsupported, dir + ": no HF name for " + name);
-      out.emplace_back(hf, retype(t, type_of(t)));
+      out.emplace_back(hf, retype(t, type_of(t), pool));
     }
   } else {
     cfg = {{"architectures", {"GPT2LMHeadModel"}},
@@ -351,7 +351,7 @@ void write_hf_model(const Model& m, const std::string& dir, const Plan& plan) {
            {"activation_function", "gelu_new"}};
     const auto find = [&](const std::string& n) { return find_named(named, n); };
     const auto put = [&](const std::string& hf, const Tensor& t) {
-      out.emplace_back("transformer." + hf, retype(t, type_of(t)));
+      out.emplace_back("transformer." + hf, retype(t, type_of(t), pool));
     };
     put("wte.weight", find("token_embd.weight"));
     put("wpe.weight", find("position_embd.weight"));

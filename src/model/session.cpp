@@ -22,6 +22,13 @@ int64_t first_key(int64_t window, int64_t pos) {
   return window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
 }
 
+// A [rows, width] f32 tensor whose first `kept` rows are those of `old` (undefined: none kept).
+Tensor grow_rows(const Tensor& old, int64_t rows, int64_t width, int64_t kept) {
+  Tensor t = Tensor::zeros(DType::kF32, {rows, width});
+  if (old.defined()) std::copy_n(old.data<float>(), kept * width, t.mutable_data<float>());
+  return t;
+}
+
 }  // namespace
 Session::Session(const Model& model, SessionOptions options)
     : model_(model),
@@ -38,10 +45,9 @@ Session::Session(const Model& model, SessionOptions options)
                                                  " exceeds the model's " + std::to_string(c.n_ctx) +
                                                  " learned positions");
   }
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    k_cache_.push_back(Tensor::zeros(DType::kF32, {n_ctx_, c.kv_dim()}));
-    v_cache_.push_back(Tensor::zeros(DType::kF32, {n_ctx_, c.kv_dim()}));
-  }
+  // The KV cache starts empty: forward() grows it to the tokens it holds (reserve_kv).
+  k_cache_.resize(static_cast<size_t>(c.n_layers));
+  v_cache_.resize(static_cast<size_t>(c.n_layers));
   // All parallelism is the pool's (ops call single-threaded sgemm per slice of work): OpenBLAS's
   // own threads would spin against ours. OpenBLAS keeps one process-wide thread count.
   openblas_set_num_threads(1);
@@ -64,6 +70,32 @@ void Session::reserve(int64_t n) {
   up_.resize(sz(c.d_mlp));
   post_.resize(sz(c.d_mlp));
   capacity_ = n;
+}
+
+// Doubling keeps the rows copied over a sequence of n tokens below 2n, whatever the call sizes.
+// One buffer at a time, so growth holds one new buffer beside the old cache; if an allocation
+// throws, every layer still has at least kv_capacity_ rows and the sequence is intact. Only
+// forward's attention reads the cache, through pointers it takes after this ran (hooks see k_/v_,
+// never the cache), so no pointer into an old buffer outlives it.
+void Session::reserve_kv(int64_t n_tokens) {
+  n_tokens = std::min(n_tokens, n_ctx_);
+  if (n_tokens <= kv_capacity_) return;
+  const int64_t rows = std::min(n_ctx_, std::max({n_tokens, 2 * kv_capacity_, kMinKvRows}));
+  const int64_t width = model_.config().kv_dim();
+  for (size_t l = 0; l < k_cache_.size(); ++l) {
+    k_cache_[l] = grow_rows(k_cache_[l], rows, width, n_past_);
+    v_cache_[l] = grow_rows(v_cache_[l], rows, width, n_past_);
+  }
+  kv_capacity_ = rows;
+}
+
+int64_t Session::kv_bytes() const {
+  int64_t bytes = 0;
+  for (size_t l = 0; l < k_cache_.size(); ++l) {
+    if (k_cache_[l].defined()) bytes += static_cast<int64_t>(k_cache_[l].nbytes());
+    if (v_cache_[l].defined()) bytes += static_cast<int64_t>(v_cache_[l].nbytes());
+  }
+  return bytes;
 }
 
 void Session::fire(HookPoint point, int layer, float* data, Shape shape) {
@@ -107,6 +139,7 @@ Tensor Session::forward_layers(std::span<const int32_t> tokens, LogitsMode mode,
                     " exceed the context length " + std::to_string(n_ctx_));
   }
   reserve(n);
+  reserve_kv(n_past_ + n);
   Tensor logits = (hooks_.size() != 0 || options_.force_hook_sites)
                       ? run<true>(tokens, mode, n_layers)
                       : run<false>(tokens, mode, n_layers);

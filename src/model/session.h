@@ -10,7 +10,10 @@
 //   tmp_    [n, d_model]   pos_embed / attn_out / mlp_out
 //   gate_, up_, post_ [n, d_mlp] (a GELU MLP keeps its pre-activation in gate_)
 //   scores_ [n_heads, n, T] only when a scores/pattern hook is active on that layer
-//   k_cache_[L], v_cache_[L]: [n_ctx, kv_dim]
+//   k_cache_[L], v_cache_[L]: [kv_capacity, kv_dim]; rows [0, n_past) hold the sequence
+// The KV cache follows use: it grows (doubling, from kMinKvRows) as tokens are appended and never
+// past n_ctx, so a model whose metadata states a 128K context costs memory for the tokens held,
+// not for the context it could hold. Attention takes its cache pointers per call, after growth.
 #pragma once
 
 #include <cstdint>
@@ -42,6 +45,9 @@ enum class LogitsMode { kAll, kLast, kNone };
 
 class Session {
  public:
+  // The KV cache's first allocation, in positions; later ones double it.
+  static constexpr int64_t kMinKvRows = 64;
+
   // Throws Error(kUnsupported) when the model's weights cannot be computed on.
   explicit Session(const Model& model, SessionOptions options = {});
 
@@ -51,7 +57,14 @@ class Session {
   ThreadPool& pool() { return pool_; }
   int64_t n_past() const { return n_past_; }
   int64_t n_ctx() const { return n_ctx_; }
-  // Forgets the sequence (the cache is simply overwritten by the next call).
+  // Positions the KV cache has room for now (per layer): at least n_past, at most n_ctx.
+  int64_t kv_capacity() const { return kv_capacity_; }
+  // Bytes held by the KV cache (keys and values of every layer).
+  int64_t kv_bytes() const;
+  // Makes room for n_tokens positions now (clamped to n_ctx), e.g. to allocate a known prompt +
+  // generation length once. forward() calls it itself; the results do not depend on it.
+  void reserve_kv(int64_t n_tokens);
+  // Forgets the sequence (the cache keeps its capacity and is overwritten by the next call).
   void reset() {
     n_past_ = 0;
     cache_layers_ = -1;
@@ -118,7 +131,8 @@ class Session {
   int64_t n_ctx_ = 0;
   int cache_layers_ = -1;  // blocks whose cache covers every past position; -1: all
   int64_t n_past_ = 0;
-  int64_t capacity_ = 0;
+  int64_t capacity_ = 0;     // rows of the activation buffers
+  int64_t kv_capacity_ = 0;  // rows of each k_cache_ / v_cache_ tensor
   std::vector<float> x_, xn_, scale_, qk_scale_, q_, k_, v_, z_, tmp_, gate_, up_, post_, scores_;
   std::vector<Tensor> k_cache_, v_cache_;
 };

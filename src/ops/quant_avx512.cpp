@@ -151,9 +151,9 @@ void micro32(const QuantizedActs& a, int64_t r0, const uint8_t* w, size_t row_by
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
     for (int c = 0; c < C; ++c)
-      half[r * C + c] = _mm256_add_ps(_mm512_castps512_ps256(acc[r][c]),
-                                      _mm256_castpd_ps(_mm512_extractf64x4_pd(
-                                          _mm512_castps_pd(acc[r][c]), 1)));
+      half[r * C + c] =
+          _mm256_add_ps(_mm512_castps512_ps256(acc[r][c]),
+                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r][c]), 1)));
   _mm256_store_ps(out, hsum_lanes_ps<(R * C < 8 ? R * C : 8)>(half));
   if constexpr (R * C > 8) _mm256_store_ps(out + 8, hsum_lanes_ps<R * C - 8>(half + 8));
 #pragma GCC unroll 16
@@ -390,6 +390,56 @@ void micro_k(const QuantizedActs& a, int64_t r0, const uint8_t* w, size_t row_by
   }
 }
 
+// One activation row against C weight rows: the decode (matrix-vector) shape, which reads each
+// weight byte once and must keep up with memory. Unlike micro_k it reduces nothing per
+// super-block: each column keeps a float vector accumulator (the super-block's exact integer
+// lane sums times d_a * d_w; the Q4_K/Q5_K mins likewise) and is reduced once at the end. The
+// activation parts are loaded once per super-block for all C columns.
+template <KType T, int C>
+void gemv_k(const QuantizedActs& a, int64_t r, const uint8_t* w, size_t row_bytes, int64_t c0,
+            float* y, int64_t ldy) {
+  const int64_t nsb = a.k / 256;
+  const int8_t* xr = a.qs.data() + r * a.k;
+  const int16_t* bs = a.bsum16.data() + r * nsb * 16;
+  const float* dr = a.d.data() + r * nsb;
+  __m512 acc[C];
+  __m256 macc[C];
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps(), macc[c] = _mm256_setzero_ps();
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+    __m512i x[4];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; ++p) x[p] = _mm512_loadu_si512(xr + sb * 256 + 64 * p);
+    const __m256i bsum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs + sb * 16));
+    const float da = dr[sb];
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) {
+      const uint8_t* blk = w + (c0 + c) * row_bytes + sb * kBlockBytes<T>;
+      const KHeader h = k_header<T>(blk);
+      __m512i isum = _mm512_setzero_si512();
+      if constexpr (T == KType::kQ6) {  // the offset of 32: -32 * sum(scale * activation sums)
+        const __m256i corr = _mm256_madd_epi16(h.corr, bsum);
+        isum = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), corr));
+      }
+#pragma GCC unroll 4
+      for (int p = 0; p < 4; ++p) {
+        isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(k_part_codes<T>(blk, p), x[p]),
+                                   k_part_scales<T>(h, p));
+      }
+      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(da * h.d), acc[c]);
+      if constexpr (T != KType::kQ6) {
+        const __m256 mins = _mm256_cvtepi32_ps(_mm256_madd_epi16(h.corr, bsum));
+        macc[c] = _mm256_fnmadd_ps(mins, _mm256_set1_ps(da * h.dmin), macc[c]);
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) {
+    y[r * ldy + c0 + c] =
+        _mm512_reduce_add_ps(_mm512_add_ps(acc[c], _mm512_zextps256_ps512(macc[c])));
+  }
+}
+
 // ---- tiling -------------------------------------------------------------------------------
 
 using MicroFn = void (*)(const QuantizedActs&, int64_t, const uint8_t*, size_t, int64_t, float*,
@@ -423,8 +473,15 @@ void tile32(const QuantizedActs& a, int64_t r0, int64_t r1, const uint8_t* w, si
 template <KType T>
 void tile_k(const QuantizedActs& a, int64_t r0, int64_t r1, const uint8_t* w, size_t row_bytes,
             int64_t c0, int64_t c1, float* y, int64_t ldy) {
-  walk<4, 2>(micro_k<T, 4, 2>, micro_k<T, 1, 2>, micro_k<T, 4, 1>, micro_k<T, 1, 1>, a, r0, r1, w,
+  // Whole 4-row tiles with micro_k; the rows left over (all of them when decoding) row by row.
+  const int64_t r4 = r0 + (r1 - r0) / 4 * 4;
+  walk<4, 2>(micro_k<T, 4, 2>, micro_k<T, 1, 2>, micro_k<T, 4, 1>, micro_k<T, 1, 1>, a, r0, r4, w,
              row_bytes, c0, c1, y, ldy);
+  for (int64_t r = r4; r < r1; ++r) {
+    int64_t c = c0;
+    for (; c + 4 <= c1; c += 4) gemv_k<T, 4>(a, r, w, row_bytes, c, y, ldy);
+    for (; c < c1; ++c) gemv_k<T, 1>(a, r, w, row_bytes, c, y, ldy);
+  }
 }
 
 // ---- activation quantizer -------------------------------------------------------------------
