@@ -215,6 +215,19 @@ GB_INLINE __m256i k45_scales(const uint8_t* scales) {
   return _mm256_cvtepu8_epi16(_mm_or_si128(low, top));
 }
 
+// The same 16 x int16 unpacked with scalar integer operations (llama.cpp's utmp arrangement):
+// they run on the integer units beside the vector work, which the decode kernel is short of.
+GB_INLINE __m256i k45_scales_scalar(const uint8_t* scales) {
+  uint32_t u[3];
+  std::memcpy(u, scales, 12);
+  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
+  const uint32_t sc03 = u[0] & kLow6, m03 = u[1] & kLow6;
+  const uint32_t sc47 = (u[2] & kLow4) | (((u[0] >> 6) & kLow2) << 4);
+  const uint32_t m47 = ((u[2] >> 4) & kLow4) | (((u[1] >> 6) & kLow2) << 4);
+  return _mm256_cvtepu8_epi16(_mm_set_epi32(static_cast<int>(m47), static_cast<int>(m03),
+                                            static_cast<int>(sc47), static_cast<int>(sc03)));
+}
+
 template <KType T>
 GB_INLINE KHeader k_header(const uint8_t* blk) {
   KHeader h;
@@ -411,15 +424,27 @@ void gemv_k(const QuantizedActs& a, int64_t r, const uint8_t* w, size_t row_byte
 #pragma GCC unroll 4
     for (int p = 0; p < 4; ++p) x[p] = _mm512_loadu_si512(xr + sb * 256 + 64 * p);
     const __m256i bsum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs + sb * 16));
+    // Q4_K/Q5_K: the activation sums of each 32 in lanes 8-15, against the mins in s16's lanes
+    // 8-15 (lanes 0-7, the scales, meet zeros).
+    const __m256i pair_sums = _mm256_inserti128_si256(
+        _mm256_setzero_si256(),
+        _mm_hadd_epi16(_mm256_castsi256_si128(bsum), _mm256_extracti128_si256(bsum, 1)), 1);
     const float da = dr[sb];
 #pragma GCC unroll 16
     for (int c = 0; c < C; ++c) {
       const uint8_t* blk = w + (c0 + c) * row_bytes + sb * kBlockBytes<T>;
-      const KHeader h = k_header<T>(blk);
+      KHeader h;
       __m512i isum = _mm512_setzero_si512();
       if constexpr (T == KType::kQ6) {  // the offset of 32: -32 * sum(scale * activation sums)
+        h = k_header<T>(blk);
         const __m256i corr = _mm256_madd_epi16(h.corr, bsum);
         isum = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), corr));
+      } else {
+        uint16_t d, dmin;
+        std::memcpy(&d, blk, 2);
+        std::memcpy(&dmin, blk + 2, 2);
+        h.d = half(d), h.dmin = half(dmin);
+        h.s16 = k45_scales_scalar(blk + 4);
       }
 #pragma GCC unroll 4
       for (int p = 0; p < 4; ++p) {
@@ -428,7 +453,7 @@ void gemv_k(const QuantizedActs& a, int64_t r, const uint8_t* w, size_t row_byte
       }
       acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(da * h.d), acc[c]);
       if constexpr (T != KType::kQ6) {
-        const __m256 mins = _mm256_cvtepi32_ps(_mm256_madd_epi16(h.corr, bsum));
+        const __m256 mins = _mm256_cvtepi32_ps(_mm256_madd_epi16(h.s16, pair_sums));
         macc[c] = _mm256_fnmadd_ps(mins, _mm256_set1_ps(da * h.dmin), macc[c]);
       }
     }
