@@ -363,6 +363,24 @@ void Session::attend_streaming(int layer, int64_t n) {
   const float* kc = k_cache_[static_cast<size_t>(layer)].data<float>();
   const float* vc = v_cache_[static_cast<size_t>(layer)].data<float>();
   const int64_t pos0 = n_past_, n_chunks = (n + kAttnChunk - 1) / kAttnChunk;
+  if (n == 1) {  // decode: each KV head's query group in one pass over its keys and values
+    const int64_t lo = first_key(window, pos0), n_keys = pos0 + 1 - lo;
+    pool_.parallel_for(c.n_kv_heads, [&](int64_t begin, int64_t end) {
+      std::vector<float> s(static_cast<size_t>(group * n_keys));
+      for (int64_t kvh = begin; kvh < end; ++kvh) {
+        ops::group_scores(q_.data() + kvh * group * d, group, d, kc + lo * kv_dim + kvh * d, kv_dim,
+                          n_keys, scale, s.data());
+        for (int64_t h = 0; h < group; ++h) {
+          float* row = s.data() + h * n_keys;
+          if (cap > 0.0f) ops::softcap(row, n_keys, cap);
+          ops::softmax_row(row, n_keys);
+        }
+        ops::group_values(s.data(), group, n_keys, vc + lo * kv_dim + kvh * d, kv_dim, d,
+                          z_.data() + kvh * group * d);
+      }
+    });
+    return;
+  }
   pool_.parallel_for(c.n_heads * n_chunks, [&](int64_t begin, int64_t end) {
     std::vector<float> s;
     for (int64_t task = begin; task < end; ++task) {
@@ -373,15 +391,6 @@ void Session::attend_streaming(int layer, int64_t n) {
       const float* k = kc + lo * kv_dim + h / group * d;
       const float* v = vc + lo * kv_dim + h / group * d;
       float* z = z_.data() + i0 * q_dim + h * d;
-      if (rows == 1) {  // decode: vector kernels, no BLAS call overhead
-        s.resize(static_cast<size_t>(n_keys));
-        for (int64_t j = 0; j < n_keys; ++j) s[j] = ops::dot(q, k + j * kv_dim, d) * scale;
-        if (cap > 0.0f) ops::softcap(s.data(), n_keys, cap);
-        ops::softmax_row(s.data(), n_keys);
-        std::fill(z, z + d, 0.0f);
-        for (int64_t j = 0; j < n_keys; ++j) ops::axpy(s[j], v + j * kv_dim, z, d);
-        continue;
-      }
       s.resize(static_cast<size_t>(rows * n_keys));
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
                   static_cast<int>(n_keys), static_cast<int>(d), scale, q, static_cast<int>(q_dim),

@@ -24,6 +24,15 @@ void add_columns(float* x, int64_t n, int64_t d, const float* b);
 float dot(const float* a, const float* b, int64_t n);
 // y[i] += alpha x[i]
 void axpy(float alpha, const float* x, float* y, int64_t n);
+// Decode attention for one KV head's group of g query rows (grouped-query attention):
+//   group_scores: s[h * n + j] = scale * (q[h * d ...] . k[j * ldk ...]), h < g, j < n;
+//   group_values: z[h * d ...] = sum_j p[h * n + j] * v[j * ldv ...].
+// Keys and values are walked in blocks that stay in L1 while every query of the group uses
+// them, so each cached row is read from memory once per group rather than once per query head.
+void group_scores(const float* q, int64_t g, int64_t d, const float* k, int64_t ldk, int64_t n,
+                  float scale, float* s);
+void group_values(const float* p, int64_t g, int64_t n, const float* v, int64_t ldv, int64_t d,
+                  float* z);
 // Element-wise y += x over n values.
 void add_inplace(float* y, const float* x, int64_t n);
 // post[i] = silu(gate[i]) * up[i]

@@ -49,6 +49,46 @@ TEST(F32Kernels, DotAndGemvMatchDouble) {
   }
 }
 
+// Grouped decode attention (ops::group_scores / group_values) against float64 loops on strided
+// key/value rows: head sizes with tails (d = 24, 80) and past one 64-column pass (d = 256),
+// group sizes 1-8, key counts crossing the 64-row blocks.
+TEST(F32Kernels, GroupAttentionMatchesDouble) {
+  for (int64_t d : {24, 64, 80, 128, 256}) {
+    for (int64_t g : {1, 4, 7}) {
+      for (int64_t n : {1, 63, 64, 65, 200}) {
+        const int64_t ld = d * 3 + 5;  // rows of a wider cache, as kv_dim > d_head
+        const auto q = randn(static_cast<size_t>(g * d), 3);
+        const auto k = randn(static_cast<size_t>(n * ld), 4);
+        const auto v = randn(static_cast<size_t>(n * ld), 5);
+        const auto p = randn(static_cast<size_t>(g * n), 6, 0.1f);
+        std::vector<float> s(static_cast<size_t>(g * n)), z(static_cast<size_t>(g * d), NAN);
+        group_scores(q.data(), g, d, k.data(), ld, n, 0.125f, s.data());
+        group_values(p.data(), g, n, v.data(), ld, d, z.data());
+        for (int64_t h = 0; h < g; ++h) {
+          for (int64_t j = 0; j < n; ++j) {
+            double ref = 0, mag = 0;
+            for (int64_t i = 0; i < d; ++i) {
+              ref += static_cast<double>(q[h * d + i]) * k[j * ld + i];
+              mag += std::abs(static_cast<double>(q[h * d + i]) * k[j * ld + i]);
+            }
+            ASSERT_NEAR(s[h * n + j], 0.125 * ref, 0.125 * (1e-6 * mag + 1e-7))
+                << "d=" << d << " g=" << g << " n=" << n;
+          }
+          for (int64_t i = 0; i < d; ++i) {
+            double ref = 0, mag = 0;
+            for (int64_t j = 0; j < n; ++j) {
+              ref += static_cast<double>(p[h * n + j]) * v[j * ld + i];
+              mag += std::abs(static_cast<double>(p[h * n + j]) * v[j * ld + i]);
+            }
+            ASSERT_NEAR(z[h * d + i], ref, 1e-6 * mag + 1e-7)
+                << "d=" << d << " g=" << g << " n=" << n;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(F32Kernels, ExpAndSoftmaxMatchLibm) {
   std::vector<float> x;
   for (float v = -100.0f; v <= 0.0f; v += 0.01953125f) x.push_back(v);
