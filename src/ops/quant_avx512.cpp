@@ -228,7 +228,9 @@ GB_INLINE __m256i k45_scales_scalar(const uint8_t* scales) {
                                             static_cast<int>(sc47), static_cast<int>(sc03)));
 }
 
-template <KType T>
+// kScalarScales: unpack the Q4_K/Q5_K scales with k45_scales_scalar and leave `corr` unset (the
+// decode kernel takes the mins from s16 directly).
+template <KType T, bool kScalarScales = false>
 GB_INLINE KHeader k_header(const uint8_t* blk) {
   KHeader h;
   if constexpr (T == KType::kQ6) {
@@ -241,6 +243,10 @@ GB_INLINE KHeader k_header(const uint8_t* blk) {
     std::memcpy(&d, blk, 2);
     std::memcpy(&dmin, blk + 2, 2);
     h.d = half(d), h.dmin = half(dmin);
+    if constexpr (kScalarScales) {
+      h.s16 = k45_scales_scalar(blk + 4);
+      return h;
+    }
     h.s16 = k45_scales(blk + 4);
     // Min of sub-block j for both of its 16-element groups: lanes 2j, 2j + 1 <- lane 8 + j.
     h.corr = _mm256_permutexvar_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(kMinIdx)),
@@ -441,18 +447,11 @@ void gemv_k(const QuantizedActs& a, int64_t r, const uint8_t* w, size_t row_byte
       for (size_t off = 0; off < kBlockBytes<T>; off += 64)
         _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBlocks * kBlockBytes<T> + off),
                      _MM_HINT_T0);
-      KHeader h;
+      const KHeader h = k_header<T, true>(blk);
       __m512i isum = _mm512_setzero_si512();
       if constexpr (T == KType::kQ6) {  // the offset of 32: -32 * sum(scale * activation sums)
-        h = k_header<T>(blk);
         const __m256i corr = _mm256_madd_epi16(h.corr, bsum);
         isum = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), corr));
-      } else {
-        uint16_t d, dmin;
-        std::memcpy(&d, blk, 2);
-        std::memcpy(&dmin, blk + 2, 2);
-        h.d = half(d), h.dmin = half(dmin);
-        h.s16 = k45_scales_scalar(blk + 4);
       }
 #pragma GCC unroll 4
       for (int p = 0; p < 4; ++p) {
