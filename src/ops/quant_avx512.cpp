@@ -129,6 +129,8 @@ GB_INLINE void step32(const QuantizedActs& a, int64_t r0, const uint8_t* const* 
   }
 }
 
+constexpr int64_t kPrefetch32 = 16;  // blocks ahead (~0.5 KiB of Q8_0)
+
 template <class W, int R, int C>
 void micro32(const QuantizedActs& a, int64_t r0, const uint8_t* w, size_t row_bytes, int64_t c0,
              float* y, int64_t ldy) {
@@ -142,7 +144,18 @@ void micro32(const QuantizedActs& a, int64_t r0, const uint8_t* w, size_t row_by
 #pragma GCC unroll 16
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
   int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) step32<W, R, C, true>(a, r0, wrow, b, acc);
+  for (; b + 2 <= nb; b += 2) {
+    if constexpr (R == 1) {
+      // Decode reads each weight byte once from memory: prefetch ahead in every row stream, the
+      // 2 * kBytes the step consumes (a prefetch past the row end never faults).
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c)
+        for (size_t off = 0; off < 2 * W::kBytes; off += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(wrow[c] + (b + kPrefetch32) * W::kBytes + off),
+                       _MM_HINT_T0);
+    }
+    step32<W, R, C, true>(a, r0, wrow, b, acc);
+  }
   if (b < nb) step32<W, R, C, false>(a, r0, wrow, b, acc);
   // One reduction tree for the whole tile rather than a reduction per accumulator.
   alignas(32) float out[16];
