@@ -6,8 +6,10 @@
 // (2 n m k / t) and the weight-read rate GB/s (weight bytes / t; for n = 1 the figure to hold
 // against memory bandwidth, ~25-30 GB/s here, or L3 when the matrix fits).
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 
 #include "bench_common.h"
@@ -15,6 +17,57 @@
 #include "ops/quant.h"
 
 using namespace glassbox;
+
+namespace {
+
+// Decode as a model runs it: one activation row against a chain of weight matrices whose total
+// exceeds the caches, so every byte comes from memory. One matrix is quantized and copied (the
+// values do not change the speed).
+int stream_decode(const std::vector<DType>& types, int64_t total_mb, ops::QuantPath path,
+                  int reps) {
+  constexpr int64_t m = 8192, k = 2048;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> wf(static_cast<size_t>(m * k)), x(k), y(m);
+  for (float& v : wf) v = 0.05f * normal(rng);
+  for (float& v : x) v = normal(rng);
+  nlohmann::json cases = nlohmann::json::array();
+  for (DType t : types) {
+    const size_t row_bytes = dtype_bytes(t, k), mat_bytes = row_bytes * m;
+    const int64_t n_mats = std::max<int64_t>(1, (total_mb << 20) / static_cast<int64_t>(mat_bytes));
+    std::vector<uint8_t> w(mat_bytes * static_cast<size_t>(n_mats));
+    for (int64_t r = 0; r < m; ++r)
+      ops::quantize_row(t, wf.data() + r * k, w.data() + r * row_bytes, k);
+    for (int64_t i = 1; i < n_mats; ++i) std::copy_n(w.data(), mat_bytes, w.data() + i * mat_bytes);
+    for (int threads : {1, 2}) {
+      ThreadPool pool(threads);
+      const auto pass = [&] {
+        for (int64_t i = 0; i < n_mats; ++i)
+          ops::quant_matmul(x.data(), 1, k, t, w.data() + i * mat_bytes, m, y.data(), pool, path);
+      };
+      pass();
+      std::vector<double> s;
+      for (int r = 0; r < reps; ++r) s.push_back(bench::seconds(pass));
+      const double best = bench::minimum(s);
+      const double mem = memory_read_gb_s(pool);
+      const double gb_s = static_cast<double>(w.size()) / best * 1e-9;
+      cases.push_back({{"type", dtype_name(t)},
+                       {"threads", threads},
+                       {"weight_mb", static_cast<double>(w.size()) / (1 << 20)},
+                       {"gb_s", gb_s},
+                       {"mem_read_gb_s", mem},
+                       {"bw_fraction", gb_s / mem}});
+    }
+  }
+  nlohmann::json out = {{"benchmark", "quant_decode_stream"},
+                        {"cpu", cpu_model_name()},
+                        {"path", ops::quant_path_name(ops::quant_path_resolve(path))},
+                        {"cases", cases}};
+  std::printf("%s\n", out.dump(1).c_str());
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"glassbox quantized matmul benchmark (JSON on stdout)"};
@@ -25,12 +78,33 @@ int main(int argc, char** argv) {
   app.add_option("--reps,-r", reps, "Repetitions; the median is reported (default 5)");
   app.add_option("--path", path_name, "Kernel path: auto, avx512vnni, avx2, scalar")
       ->check(CLI::IsMember({"auto", "avx512vnni", "avx2", "scalar"}));
+  int64_t stream_mb = 0;
+  std::string only;
+  app.add_option("--stream-mb", stream_mb,
+                 "Decode stream mode: n = 1 over a chain of [8192, 2048] weights of this many MB "
+                 "in all (larger than the caches), GB/s beside the machine's read bandwidth");
+  app.add_option("--type", only, "Only this weight type (q8_0, q4_0, q4_k, q5_k, q6_k)");
   CLI11_PARSE(app, argc, argv);
   const ops::QuantPath path = path_name == "avx512vnni" ? ops::QuantPath::kAvx512Vnni
                               : path_name == "avx2"     ? ops::QuantPath::kAvx2
                               : path_name == "scalar"   ? ops::QuantPath::kScalar
                                                         : ops::QuantPath::kAuto;
-  const DType types[] = {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
+  std::vector<DType> types = {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
+  if (!only.empty()) {
+    std::optional<DType> t;
+    for (DType c : types) {
+      std::string name = dtype_name(c);
+      for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (name == only) t = c;
+    }
+    if (!t) {
+      std::fprintf(stderr, "bench_quant: --type %s is not a type with integer kernels\n",
+                   only.c_str());
+      return 2;
+    }
+    types = {*t};
+  }
+  if (stream_mb > 0) return stream_decode(types, stream_mb, path, reps);
   std::mt19937 rng(42);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   nlohmann::json cases = nlohmann::json::array();
