@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <cctype>
 #include <cstdio>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
@@ -67,6 +68,53 @@ int stream_decode(const std::vector<DType>& types, int64_t total_mb, ops::QuantP
   return 0;
 }
 
+double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+int prefill_cpu(const std::vector<DType>& types, ops::QuantPath path, int reps) {
+  constexpr int64_t n = 512;
+  const std::pair<int64_t, int64_t> shapes[] = {{2048, 2048}, {8192, 2048}, {2048, 8192}};
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  ThreadPool pool(1);
+  nlohmann::json cases = nlohmann::json::array();
+  for (DType t : types) {
+    for (const auto& [m, k] : shapes) {
+      std::vector<float> wf(static_cast<size_t>(m * k)), x(static_cast<size_t>(n * k)),
+          y(static_cast<size_t>(n * m));
+      for (float& v : wf) v = 0.05f * normal(rng);
+      for (float& v : x) v = normal(rng);
+      const size_t row_bytes = dtype_bytes(t, k);
+      std::vector<uint8_t> w(row_bytes * static_cast<size_t>(m));
+      for (int64_t r = 0; r < m; ++r)
+        ops::quantize_row(t, wf.data() + r * k, w.data() + r * row_bytes, k);
+      std::vector<double> s;
+      for (int r = 0; r < reps; ++r) {
+        const double t0 = cpu_seconds();
+        ops::quant_matmul(x.data(), n, k, t, w.data(), m, y.data(), pool, path);
+        s.push_back(cpu_seconds() - t0);
+      }
+      const double best = bench::minimum(s);
+      cases.push_back({{"type", dtype_name(t)},
+                       {"m", m},
+                       {"k", k},
+                       {"n", n},
+                       {"cpu_ms", best * 1e3},
+                       {"gflops", 2.0 * n * m * k / best * 1e-9}});
+    }
+  }
+  nlohmann::json out = {{"benchmark", "quant_prefill_cpu"},
+                        {"cpu", cpu_model_name()},
+                        {"threads", 1},
+                        {"path", ops::quant_path_name(ops::quant_path_resolve(path))},
+                        {"cases", cases}};
+  std::printf("%s\n", out.dump(1).c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -83,6 +131,11 @@ int main(int argc, char** argv) {
   app.add_option("--stream-mb", stream_mb,
                  "Decode stream mode: n = 1 over a chain of [8192, 2048] weights of this many MB "
                  "in all (larger than the caches), GB/s beside the machine's read bandwidth");
+  bool prefill = false;
+  app.add_flag("--prefill", prefill,
+               "Prefill mode: n = 512 against the 1B shapes ([2048, 2048], [8192, 2048], "
+               "[2048, 8192]) on one thread, GFLOP/s by the process's CPU time (robust to a "
+               "busy machine)");
   app.add_option("--type", only, "Only this weight type (q8_0, q4_0, q4_k, q5_k, q6_k)");
   CLI11_PARSE(app, argc, argv);
   const ops::QuantPath path = path_name == "avx512vnni" ? ops::QuantPath::kAvx512Vnni
@@ -105,6 +158,7 @@ int main(int argc, char** argv) {
     types = {*t};
   }
   if (stream_mb > 0) return stream_decode(types, stream_mb, path, reps);
+  if (prefill) return prefill_cpu(types, path, reps);
   std::mt19937 rng(42);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   nlohmann::json cases = nlohmann::json::array();

@@ -87,6 +87,15 @@ void prepare(QuantizedActs* a, int64_t n, int64_t k, ActKind kind) {
   a->bsum16.resize(kind == ActKind::kQ8x256 ? static_cast<size_t>(n * (k / 16)) : 0);
 }
 
+// The float activation sums of each 16 (kQ8x256), from the codes' sums and the group scales.
+void finish(QuantizedActs* a) {
+  if (a->kind != ActKind::kQ8x256) return;
+  a->bsum16_f.resize(a->bsum16.size());
+  for (size_t i = 0; i < a->bsum16.size(); ++i) {
+    a->bsum16_f[i] = a->d[i / 16] * static_cast<float>(a->bsum16[i]);
+  }
+}
+
 // The one check at the entry; past it nothing throws (kernels run inside the pool).
 void check_shape(DType dtype, int64_t k) {
   if (!is_quant_type(dtype)) {
@@ -202,12 +211,14 @@ const char* quant_path_name(QuantPath path) {
 void quantize_acts_ref(const float* x, int64_t n, int64_t k, ActKind kind, QuantizedActs* out) {
   prepare(out, n, k, kind);
   quant_detail::quantize_acts_rows_ref(x, 0, n, out);
+  finish(out);
 }
 
 void quantize_acts(const float* x, int64_t n, int64_t k, ActKind kind, QuantizedActs* out,
                    QuantPath path) {
   prepare(out, n, k, kind);
   kernels_for(path).quantize_acts(x, 0, n, out);
+  finish(out);
 }
 
 void quant_matmul_acts(const QuantizedActs& a, DType dtype, const void* w, int64_t m, float* y,
@@ -228,6 +239,7 @@ void quant_matmul(const float* x, int64_t n, int64_t k, DType dtype, const void*
   } else {
     kern.quantize_acts(x, 0, n, &a);
   }
+  finish(&a);
   matmul_with(kern, a, dtype, w, m, y, pool);
 }
 

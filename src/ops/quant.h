@@ -85,6 +85,8 @@ struct QuantizedActs {
   std::vector<float> d;         // [n, k / group] scale of each group
   std::vector<int32_t> sum32;   // kQ8x32: [n, k / 32] sum of the codes of each block
   std::vector<int16_t> bsum16;  // kQ8x256: [n, k / 16] sum of the codes of each 16
+  std::vector<float> bsum16_f;  // kQ8x256: [n, k / 16] d of the group * bsum16 (the prefill
+                                // kernels' offset terms are float dot products with these)
   int64_t groups() const { return k / (kind == ActKind::kQ8x32 ? 32 : 256); }
 };
 // Scalar reference of the activation quantizer (the SIMD one gives identical codes).

@@ -18,6 +18,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <vector>
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")
@@ -321,92 +322,128 @@ GB_INLINE __m256i hsum_lanes(const __m256i* v) {
                           _mm256_permute2x128_si256(q0, q1, 0x31));
 }
 
-// R x C micro-tile over whole super-blocks. Per super-block, every (row, column) pair's exact
-// integer sum (and, for Q4_K/Q5_K, its integer min correction) is reduced across lanes jointly
-// for the whole tile; one float multiply-add per super-block then scales the R * C sums at once.
-template <KType T, int R, int C>
-void micro_k(const QuantizedActs& a, int64_t r0, const uint8_t* w, size_t row_bytes, int64_t c0,
-             float* y, int64_t ldy) {
-  static_assert(R * C <= 8, "one ymm of sums per tile");
-  const int64_t nsb = a.k / 256;
-  const auto bsums = [&](int r, int64_t sb) {
-    return _mm256_loadu_si256(
-        reinterpret_cast<const __m256i*>(a.bsum16.data() + ((r0 + r) * nsb + sb) * 16));
-  };
-  __m256 acc = _mm256_setzero_ps();  // lane r * C + c
-  for (int64_t sb = 0; sb < nsb; ++sb) {
-    const uint8_t* blk[C];
-    KHeader hd[C];
-#pragma GCC unroll 16
-    for (int c = 0; c < C; ++c) {
-      blk[c] = w + (c0 + c) * row_bytes + sb * kBlockBytes<T>;
-      hd[c] = k_header<T>(blk[c]);
-    }
-    // Exact integer sum over the super-block per (row, column); Q6_K starts at -32 * sum(sc * a).
-    __m512i isum[R][C];
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 16
-      for (int c = 0; c < C; ++c) {
-        isum[r][c] = _mm512_setzero_si512();
-        if constexpr (T == KType::kQ6) {
-          const __m256i corr = _mm256_madd_epi16(hd[c].corr, bsums(r, sb));
-          isum[r][c] =
-              _mm512_inserti64x4(isum[r][c], _mm256_sub_epi32(_mm256_setzero_si256(), corr), 0);
-        }
+// A tile of weight rows unpacked once for all the activation rows that pass over it (prefill), so
+// the micro-kernel's inner loop is loads, a scale permute and two multiply instructions. Per
+// (column, super-block): the codes as bytes in element order, the 16-bit scales (k_header's s16),
+// d, and the offset of each 16 elements as a float (Q4_K/Q5_K: -dmin * m; Q6_K: -32 * d * scale),
+// which meets the activations' float sums of each 16 in a separate dot product.
+struct KTile {
+  int64_t nsb = 0;
+  std::vector<uint8_t> codes;  // [col][sb][256]
+  std::vector<int16_t> s16;    // [col][sb][16]
+  std::vector<float> d;        // [col][sb]
+  std::vector<float> offset;   // [col][sb][16]
+};
+
+template <KType T>
+void unpack_k(const uint8_t* w, size_t row_bytes, int64_t c0, int64_t c1, int64_t nsb, KTile* t) {
+  const auto n = static_cast<size_t>((c1 - c0) * nsb);
+  t->nsb = nsb;
+  t->codes.resize(n * 256), t->s16.resize(n * 16), t->d.resize(n), t->offset.resize(n * 16);
+  for (int64_t c = c0; c < c1; ++c) {
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+      const uint8_t* blk = w + c * row_bytes + sb * kBlockBytes<T>;
+      const size_t i = static_cast<size_t>((c - c0) * nsb + sb);
+      const KHeader h = k_header<T, true>(blk);
+#pragma GCC unroll 4
+      for (int p = 0; p < 4; ++p) {
+        _mm512_storeu_si512(t->codes.data() + i * 256 + 64 * p, k_part_codes<T>(blk, p));
+      }
+      int16_t* s = t->s16.data() + i * 16;
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(s), h.s16);
+      t->d[i] = h.d;
+      float* off = t->offset.data() + i * 16;
+      for (int g = 0; g < 16; ++g) {
+        off[g] = T == KType::kQ6 ? -32.0f * h.d * s[g] : -h.dmin * s[8 + g / 2];
       }
     }
+  }
+}
+
+// R x C micro-tile (activation rows r0.., tile columns tc.. = weight rows c..) over an unpacked
+// tile. Per super-block each (row, column) pair's exact integer sum is scaled into a float vector
+// accumulator; the offsets follow as float dot products; one reduction at the end.
+template <KType T, int R, int C>
+void micro_k(const QuantizedActs& a, int64_t r0, const KTile& t, int64_t tc, int64_t c, float* y,
+             int64_t ldy) {
+  const int64_t nsb = t.nsb;
+  __m512 acc[R][C];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int j = 0; j < C; ++j) acc[r][j] = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+    KHeader h[C];
+    const uint8_t* codes[C];
+#pragma GCC unroll 16
+    for (int j = 0; j < C; ++j) {
+      const size_t i = static_cast<size_t>((tc + j) * nsb + sb);
+      h[j].s16 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.s16.data() + i * 16));
+      h[j].d = t.d[i];
+      codes[j] = t.codes.data() + i * 256;
+    }
+    __m512i isum[R][C];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+      for (int j = 0; j < C; ++j) isum[r][j] = _mm512_setzero_si512();
 #pragma GCC unroll 4
     for (int p = 0; p < 4; ++p) {
       __m512i q[C], sc[C];
 #pragma GCC unroll 16
-      for (int c = 0; c < C; ++c) {
-        q[c] = k_part_codes<T>(blk[c], p);
-        sc[c] = k_part_scales<T>(hd[c], p);
+      for (int j = 0; j < C; ++j) {
+        q[j] = _mm512_loadu_si512(codes[j] + 64 * p);
+        sc[j] = k_part_scales<T>(h[j], p);
       }
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
         const __m512i x = _mm512_loadu_si512(a.qs.data() + (r0 + r) * a.k + sb * 256 + 64 * p);
 #pragma GCC unroll 16
-        for (int c = 0; c < C; ++c) {
-          isum[r][c] = _mm512_dpwssd_epi32(isum[r][c], _mm512_maddubs_epi16(q[c], x), sc[c]);
+        for (int j = 0; j < C; ++j) {
+          isum[r][j] = _mm512_dpwssd_epi32(isum[r][j], _mm512_maddubs_epi16(q[j], x), sc[j]);
         }
       }
     }
-    // Lane r * C + c of the scales: d_a[r] * d_w[c] (and d_a[r] * dmin_w[c]).
-    alignas(32) float sd[8] = {}, sm[8] = {};
-    __m256i half[8];
+    // d_a * d_w from one broadcast per row and per column.
+    __m512 dw[C];
+#pragma GCC unroll 16
+    for (int j = 0; j < C; ++j) dw[j] = _mm512_set1_ps(h[j].d);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const float da = a.d[(r0 + r) * nsb + sb];
+      const __m512 da = _mm512_set1_ps(a.d[(r0 + r) * nsb + sb]);
 #pragma GCC unroll 16
-      for (int c = 0; c < C; ++c) {
-        sd[r * C + c] = da * hd[c].d;
-        sm[r * C + c] = da * hd[c].dmin;
-        half[r * C + c] = _mm256_add_epi32(_mm512_castsi512_si256(isum[r][c]),
-                                           _mm512_extracti64x4_epi64(isum[r][c], 1));
+      for (int j = 0; j < C; ++j) {
+        acc[r][j] =
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r][j]), _mm512_mul_ps(da, dw[j]), acc[r][j]);
       }
-    }
-    const __m256 dots = _mm256_cvtepi32_ps(hsum_lanes<R * C>(half));
-    acc = _mm256_fmadd_ps(dots, _mm256_load_ps(sd), acc);
-    if constexpr (T != KType::kQ6) {
-      __m256i mins[8];
-#pragma GCC unroll 16
-      for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 16
-        for (int c = 0; c < C; ++c) mins[r * C + c] = _mm256_madd_epi16(hd[c].corr, bsums(r, sb));
-      }
-      const __m256 msum = _mm256_cvtepi32_ps(hsum_lanes<R * C>(mins));
-      acc = _mm256_fnmadd_ps(msum, _mm256_load_ps(sm), acc);
     }
   }
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512 s = _mm512_loadu_ps(a.bsum16_f.data() + ((r0 + r) * nsb + sb) * 16);
+#pragma GCC unroll 16
+      for (int j = 0; j < C; ++j) {
+        const size_t i = static_cast<size_t>((tc + j) * nsb + sb);
+        acc[r][j] = _mm512_fmadd_ps(s, _mm512_loadu_ps(t.offset.data() + i * 16), acc[r][j]);
+      }
+    }
+  }
+  static_assert(R * C <= 8, "one reduction tree");
+  __m256 half[8];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int j = 0; j < C; ++j)
+      half[r * C + j] =
+          _mm256_add_ps(_mm512_castps512_ps256(acc[r][j]),
+                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r][j]), 1)));
   alignas(32) float out[8];
-  _mm256_store_ps(out, acc);
+  _mm256_store_ps(out, hsum_lanes_ps<R * C>(half));
 #pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
+  for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
-    for (int c = 0; c < C; ++c) y[(r0 + r) * ldy + c0 + c] = out[r * C + c];
-  }
+    for (int j = 0; j < C; ++j) y[(r0 + r) * ldy + c + j] = out[r * C + j];
 }
 
 // One activation row against one weight row: the decode (matrix-vector) shape, which reads each
@@ -500,10 +537,18 @@ void tile32(const QuantizedActs& a, int64_t r0, int64_t r1, const uint8_t* w, si
 template <KType T>
 void tile_k(const QuantizedActs& a, int64_t r0, int64_t r1, const uint8_t* w, size_t row_bytes,
             int64_t c0, int64_t c1, float* y, int64_t ldy) {
-  // Whole 4-row tiles with micro_k; the rows left over (all of them when decoding) row by row.
+  // Whole 4-row tiles with micro_k on the unpacked tile; the rows left over (all of them when
+  // decoding) row by row on the blocks themselves.
   const int64_t r4 = r0 + (r1 - r0) / 4 * 4;
-  walk<4, 2>(micro_k<T, 4, 2>, micro_k<T, 1, 2>, micro_k<T, 4, 1>, micro_k<T, 1, 1>, a, r0, r4, w,
-             row_bytes, c0, c1, y, ldy);
+  if (r4 > r0) {
+    KTile t;
+    unpack_k<T>(w, row_bytes, c0, c1, a.k / 256, &t);
+    for (int64_t r = r0; r < r4; r += 4) {
+      int64_t c = c0;
+      for (; c + 2 <= c1; c += 2) micro_k<T, 4, 2>(a, r, t, c - c0, c, y, ldy);
+      for (; c < c1; ++c) micro_k<T, 4, 1>(a, r, t, c - c0, c, y, ldy);
+    }
+  }
   decode_rows(gemv_k<T>, a, r4, r1, w, row_bytes, c0, c1, y, ldy);
 }
 
