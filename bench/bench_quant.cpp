@@ -8,13 +8,17 @@
 #include <CLI/CLI.hpp>
 #include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 
 #include "bench_common.h"
+#include "core/half.h"
 #include "core/sysinfo.h"
+#include "ops/half_matmul.h"
+#include "ops/ops.h"
 #include "ops/quant.h"
 
 using namespace glassbox;
@@ -115,6 +119,63 @@ int prefill_cpu(const std::vector<DType>& types, ops::QuantPath path, int reps) 
   return 0;
 }
 
+// F16 / BF16 weights (ops/half_matmul.h) at 1B shapes: decode (n = 1) over a chain of
+// [8192, 2048] matrices of `total_mb` in all (GB/s of weights beside the machine's read rate), and
+// prefill (n = 512) through one [8192, 2048] and one [2048, 8192] matrix (GFLOP/s), beside the
+// same products with the weights already in f32 (matmul_wt's sgemm path).
+int half_cases(int64_t total_mb, int reps) {
+  constexpr int64_t m = 8192, k = 2048;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> wf(static_cast<size_t>(m * k)), x(static_cast<size_t>(512 * k)),
+      y(static_cast<size_t>(512 * m));
+  for (float& v : wf) v = 0.05f * normal(rng);
+  for (float& v : x) v = normal(rng);
+  nlohmann::json cases = nlohmann::json::array();
+  for (DType t : {DType::kBF16, DType::kF16, DType::kF32}) {
+    const size_t mat_bytes = dtype_bytes(t, k) * m;
+    const int64_t n_mats = std::max<int64_t>(1, (total_mb << 20) / static_cast<int64_t>(mat_bytes));
+    std::vector<uint8_t> w(mat_bytes * static_cast<size_t>(n_mats));
+    for (int64_t i = 0; i < m * k; ++i) {
+      if (t == DType::kF32) {
+        std::memcpy(w.data() + 4 * i, &wf[i], 4);
+      } else {
+        const uint16_t h = t == DType::kBF16 ? f32_to_bf16(wf[i]) : f32_to_f16(wf[i]);
+        std::memcpy(w.data() + 2 * i, &h, 2);
+      }
+    }
+    for (int64_t i = 1; i < n_mats; ++i) std::copy_n(w.data(), mat_bytes, w.data() + i * mat_bytes);
+    for (int threads : {1, 2}) {
+      ThreadPool pool(threads);
+      const auto mul = [&](int64_t n, int64_t rows, int64_t cols, int64_t i) {
+        const Tensor wt = Tensor::borrow(t, {rows, cols}, w.data() + i * mat_bytes, nullptr);
+        ops::matmul_wt(x.data(), n, cols, wt, y.data(), pool);
+      };
+      const auto decode = [&] {
+        for (int64_t i = 0; i < n_mats; ++i) mul(1, m, k, i);
+      };
+      const auto prefill = [&] {
+        mul(512, m, k, 0);
+        mul(512, k, m, 0);
+      };
+      decode();
+      std::vector<double> sd, sp;
+      for (int r = 0; r < reps; ++r) sd.push_back(bench::seconds(decode));
+      prefill();
+      for (int r = 0; r < std::min(reps, 3); ++r) sp.push_back(bench::seconds(prefill));
+      const double gb_s = static_cast<double>(w.size()) / bench::minimum(sd) * 1e-9;
+      cases.push_back({{"type", dtype_name(t)},
+                       {"threads", threads},
+                       {"decode_weight_gb_s", gb_s},
+                       {"decode_bw_fraction", gb_s / memory_read_gb_s(pool)},
+                       {"prefill_gflops", 2.0 * 2 * 512 * m * k / bench::minimum(sp) * 1e-9}});
+    }
+  }
+  nlohmann::json out = {{"benchmark", "half_matmul"}, {"cpu", cpu_model_name()}, {"cases", cases}};
+  std::printf("%s\n", out.dump(1).c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -136,6 +197,10 @@ int main(int argc, char** argv) {
                "Prefill mode: n = 512 against the 1B shapes ([2048, 2048], [8192, 2048], "
                "[2048, 8192]) on one thread, GFLOP/s by the process's CPU time (robust to a "
                "busy machine)");
+  int64_t half_mb = 0;
+  app.add_option("--half-mb", half_mb,
+                 "F16/BF16 mode: decode over [8192, 2048] weights of this many MB in all and "
+                 "prefill (n = 512), beside f32 weights");
   app.add_option("--type", only, "Only this weight type (q8_0, q4_0, q4_k, q5_k, q6_k)");
   CLI11_PARSE(app, argc, argv);
   const ops::QuantPath path = path_name == "avx512vnni" ? ops::QuantPath::kAvx512Vnni
@@ -157,6 +222,7 @@ int main(int argc, char** argv) {
     }
     types = {*t};
   }
+  if (half_mb > 0) return half_cases(half_mb, reps);
   if (stream_mb > 0) return stream_decode(types, stream_mb, path, reps);
   if (prefill) return prefill_cpu(types, path, reps);
   std::mt19937 rng(42);

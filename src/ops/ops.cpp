@@ -7,8 +7,8 @@
 #include <limits>
 #include <vector>
 
-#include "core/half.h"
 #include "ops/f32.h"
+#include "ops/half_matmul.h"
 #include "ops/quant.h"
 
 namespace glassbox::ops {
@@ -113,16 +113,10 @@ void dequantize_rows(DType dtype, const void* src, int64_t k, int64_t row_begin,
     case DType::kF32:
       std::copy_n(static_cast<const float*>(src) + row_begin * k, count, dst);
       return;
-    case DType::kF16: {
-      const auto* s = static_cast<const uint16_t*>(src) + row_begin * k;
-      for (int64_t i = 0; i < count; ++i) dst[i] = f16_to_f32(s[i]);
+    case DType::kF16:
+    case DType::kBF16:
+      half_to_f32(dtype, static_cast<const uint16_t*>(src) + row_begin * k, count, dst);
       return;
-    }
-    case DType::kBF16: {
-      const auto* s = static_cast<const uint16_t*>(src) + row_begin * k;
-      for (int64_t i = 0; i < count; ++i) dst[i] = bf16_to_f32(s[i]);
-      return;
-    }
     default: {
       GLASSBOX_ASSERT(is_quant_type(dtype) &&
                       "dequantize_rows: unsupported dtype (checked at load)");
@@ -177,8 +171,12 @@ void matmul_wt(const float* x, int64_t n, int64_t k, const Tensor& w, float* y, 
     quant_matmul(x, n, k, w.dtype(), w.raw(), m, y, pool);
     return;
   }
-  // Other dtypes: convert a tile of weight rows to f32, multiply, repeat. Each thread owns a
-  // contiguous range of output columns, so writes never overlap.
+  if (w.dtype() == DType::kF16 || w.dtype() == DType::kBF16) {  // exact f32 products
+    half_matmul(x, n, k, w.dtype(), static_cast<const uint16_t*>(w.raw()), m, y, pool);
+    return;
+  }
+  // Quantized types without integer kernels: dequantize a tile of weight rows to f32, multiply,
+  // repeat. Each thread owns a contiguous range of output columns, so writes never overlap.
   constexpr int64_t kTile = 64;
   const int64_t n_tiles = (m + kTile - 1) / kTile;
   pool.parallel_for(n_tiles, [&](int64_t t0, int64_t t1) {

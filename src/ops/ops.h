@@ -52,9 +52,10 @@ bool weight_dtype_supported(DType dtype);
 void dequantize_rows(DType dtype, const void* src, int64_t k, int64_t row_begin, int64_t row_end,
                      float* dst);
 // y[n, m] = x[n, k] @ w^T where w is a [m, k] weight (F32: own SIMD kernel for n = 1, sgemm
-// otherwise; Q8_0/Q4_0/Q4_K/Q5_K/Q6_K by the integer kernels of ops/quant.h, on int8-rounded x;
-// other dtypes converted tile by tile). `pool` splits the work by output columns; BLAS calls
-// are made single-threaded from the pool's threads.
+// otherwise; F16/BF16 by ops/half_matmul.h, exact f32 products of the widened weights with the
+// unrounded x; Q8_0/Q4_0/Q4_K/Q5_K/Q6_K by the integer kernels of ops/quant.h, on int8-rounded x;
+// other quantized dtypes dequantized tile by tile). `pool` splits the work by output columns; BLAS
+// calls are made single-threaded from the pool's threads.
 void matmul_wt(const float* x, int64_t n, int64_t k, const Tensor& w, float* y, ThreadPool& pool);
 
 // Rotary embedding tables for absolute positions pos_start + p, p < n_pos: cos/sin [n_pos, n_freq]
