@@ -15,6 +15,7 @@
 #include "cli_common.h"
 #include "core/sysinfo.h"
 #include "model/session.h"
+#include "ops/ops.h"
 
 namespace glassbox::cli {
 namespace {
@@ -129,6 +130,7 @@ int run_bench(const BenchArgs& a) {
       {"cpu", cpu_model_name()},
       {"hardware_threads", std::thread::hardware_concurrency()},
       {"threads", session.pool().size()},
+      {"blas_core", ops::blas_core_name()},
       {"reps", a.reps},
       {"n_prompt", a.p},
       {"n_gen", a.n},

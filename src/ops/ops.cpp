@@ -222,4 +222,9 @@ void rope(float* x, int64_t n_pos, int64_t n_heads, int64_t d_head, const float*
   }
 }
 
+const char* blas_core_name() {
+  const char* name = openblas_get_corename();
+  return name != nullptr ? name : "unknown";
+}
+
 }  // namespace glassbox::ops

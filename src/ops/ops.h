@@ -68,4 +68,9 @@ void rope_table(const double* inv_freq, int64_t n_freq, int64_t pos_start, int64
 void rope(float* x, int64_t n_pos, int64_t n_heads, int64_t d_head, const float* cos_t,
           const float* sin_t, int64_t n_freq, bool interleaved);
 
+// OpenBLAS's kernel family as chosen when it loaded ("Haswell", "SkylakeX", "Cooperlake", ...):
+// its own pick for the CPU, or OPENBLAS_CORETYPE's. Benchmarks print it: the sgemm behind F32 and
+// F16/BF16 prefill runs twice as fast with the AVX-512 kernels as with the Haswell (AVX2) ones.
+const char* blas_core_name();
+
 }  // namespace glassbox::ops
