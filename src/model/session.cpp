@@ -391,8 +391,11 @@ std::pair<const float*, const float*> Session::kv_f32(int layer, int64_t rows, i
 // z_ (the head's columns of it). Keys past a chunk's last query, or before its first query's
 // sliding window, are never computed, and the scratch is kAttnChunk x n_keys per thread whatever
 // the prompt length. A 16-bit cache is read by the same code: decode widens each row inside
-// group_scores / group_values; a prefill widens one KV head's columns at a time into f32 (each
-// row once per call, not once per query chunk) and runs that head's group over them.
+// group_scores / group_values; a prefill first widens the layer's rows [0, n_past + n) into f32
+// (kv_k_ / kv_v_, each row once per call rather than once per query chunk and head). Widening one
+// KV head at a time would hold less scratch, but a pool loop per KV head made each call's
+// per-task scratch allocations and pool rounds several times as many: 3x slower prefill on
+// stories260K.
 void Session::attend_streaming(int layer, int64_t n) {
   const ModelConfig& c = model_.config();
   const int64_t d = c.d_head, group = c.n_heads / c.n_kv_heads, kv_dim = c.kv_dim();
@@ -422,43 +425,39 @@ void Session::attend_streaming(int layer, int64_t n) {
     });
     return;
   }
-  // F32: every head in one pass over the cache itself; else one KV head's columns per pass.
-  const int64_t heads_per_pass = kv_type == DType::kF32 ? c.n_kv_heads : 1;
-  for (int64_t kv0 = 0; kv0 < c.n_kv_heads; kv0 += heads_per_pass) {
-    int64_t ld = 0;
-    const auto cols = kv_f32(layer, pos0 + n, kv0 * d, heads_per_pass * d, &ld);
-    const float* kc32 = cols.first;
-    const float* vc32 = cols.second;
-    pool_.parallel_for(heads_per_pass * group * n_chunks, [&](int64_t begin, int64_t end) {
-      std::vector<float> s;
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t h = kv0 * group + task / n_chunks, i0 = task % n_chunks * kAttnChunk;
-        const int64_t rows = std::min(kAttnChunk, n - i0);
-        const int64_t lo = first_key(window, pos0 + i0), n_keys = pos0 + i0 + rows - lo;
-        const float* q = q_.data() + i0 * q_dim + h * d;
-        const float* k = kc32 + lo * ld + (h / group - kv0) * d;
-        const float* v = vc32 + lo * ld + (h / group - kv0) * d;
-        float* z = z_.data() + i0 * q_dim + h * d;
-        s.resize(static_cast<size_t>(rows * n_keys));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
-                    static_cast<int>(n_keys), static_cast<int>(d), scale, q,
-                    static_cast<int>(q_dim), k, static_cast<int>(ld), 0.0f, s.data(),
-                    static_cast<int>(n_keys));
-        for (int64_t r = 0; r < rows; ++r) {  // query a = pos0 + i0 + r
-          float* row = s.data() + r * n_keys;
-          const int64_t a = pos0 + i0 + r, from = first_key(window, a) - lo, seen = a + 1 - lo;
-          std::fill(row, row + from, 0.0f);
-          if (cap > 0.0f) ops::softcap(row + from, seen - from, cap);
-          ops::softmax_row(row + from, seen - from);
-          std::fill(row + seen, row + n_keys, 0.0f);
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
-                    static_cast<int>(d), static_cast<int>(n_keys), 1.0f, s.data(),
-                    static_cast<int>(n_keys), v, static_cast<int>(ld), 0.0f, z,
-                    static_cast<int>(q_dim));
+  // The cache itself when F32; else every KV head's rows [0, pos0 + n) widened once into f32.
+  int64_t ld = 0;
+  const auto cols = kv_f32(layer, pos0 + n, 0, kv_dim, &ld);
+  const float* kc32 = cols.first;
+  const float* vc32 = cols.second;
+  pool_.parallel_for(c.n_heads * n_chunks, [&](int64_t begin, int64_t end) {
+    std::vector<float> s;
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t h = task / n_chunks, i0 = task % n_chunks * kAttnChunk;
+      const int64_t rows = std::min(kAttnChunk, n - i0);
+      const int64_t lo = first_key(window, pos0 + i0), n_keys = pos0 + i0 + rows - lo;
+      const float* q = q_.data() + i0 * q_dim + h * d;
+      const float* k = kc32 + lo * ld + h / group * d;
+      const float* v = vc32 + lo * ld + h / group * d;
+      float* z = z_.data() + i0 * q_dim + h * d;
+      s.resize(static_cast<size_t>(rows * n_keys));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
+                  static_cast<int>(n_keys), static_cast<int>(d), scale, q, static_cast<int>(q_dim),
+                  k, static_cast<int>(ld), 0.0f, s.data(), static_cast<int>(n_keys));
+      for (int64_t r = 0; r < rows; ++r) {  // query a = pos0 + i0 + r
+        float* row = s.data() + r * n_keys;
+        const int64_t a = pos0 + i0 + r, from = first_key(window, a) - lo, seen = a + 1 - lo;
+        std::fill(row, row + from, 0.0f);
+        if (cap > 0.0f) ops::softcap(row + from, seen - from, cap);
+        ops::softmax_row(row + from, seen - from);
+        std::fill(row + seen, row + n_keys, 0.0f);
       }
-    });
-  }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
+                  static_cast<int>(d), static_cast<int>(n_keys), 1.0f, s.data(),
+                  static_cast<int>(n_keys), v, static_cast<int>(ld), 0.0f, z,
+                  static_cast<int>(q_dim));
+    }
+  });
 }
 
 template <bool kHooks>

@@ -12,8 +12,8 @@
 //   scores_ [n_heads, n, T] only when a scores/pattern hook is active on that layer
 //   k_cache_[L], v_cache_[L]: [kv_capacity, kv_dim] of options.kv_type; rows [0, n_past) hold
 //                             the sequence
-//   kv_k_, kv_v_ [n_past + n, d_head] (one KV head) or [.., kv_dim] (materialized): f32 copies of
-//                the cache rows a prefill reads, only when kv_type is not F32
+//   kv_k_, kv_v_ [n_past + n, kv_dim]: f32 copies of one layer's cache rows that a prefill reads,
+//                only when kv_type is not F32 (1/n_layers of what an f32 cache would hold)
 // The KV cache follows use: it grows (doubling, from kMinKvRows) as tokens are appended and never
 // past n_ctx, so a model whose metadata states a 128K context costs memory for the tokens held,
 // not for the context it could hold. Attention takes its cache pointers per call, after growth.
