@@ -20,6 +20,27 @@ void add_model_options(CLI::App& cmd, ModelArgs& args, bool with_tokenizer) {
   cmd.add_option("--threads,-t", args.threads, "Threads (default: all cores)");
 }
 
+void add_kv_type_option(CLI::App& cmd, std::string& kv_type) {
+  cmd.add_option("--kv-type", kv_type,
+                 "KV cache type: f32 (default, exact), f16 or bf16 (half the memory; keys and "
+                 "values rounded once as they are stored)");
+}
+
+DType parse_kv_type(const std::string& value, const std::string& flag) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16}) {
+    if (value == dtype_name(t)) return t;
+  }
+  throw Error(ErrorCode::kInvalidArgument,
+              flag + ": unknown KV cache type '" + value + "' (allowed: f32, f16, bf16)");
+}
+
+SessionOptions session_options(const ModelArgs& args) {
+  SessionOptions o;
+  o.n_threads = args.threads;
+  o.kv_type = parse_kv_type(args.kv_type);
+  return o;
+}
+
 void add_token_options(CLI::App& cmd, TokenArgs& args) {
   auto* tokens =
       cmd.add_option("--tokens", args.tokens, "Comma-separated token ids, used exactly as given");

@@ -12,6 +12,7 @@
 
 #include "chat/chat_prompt.h"
 #include "model/model.h"
+#include "model/session.h"
 #include "tokenizer/tokenizer.h"
 
 namespace glassbox::cli {
@@ -21,6 +22,7 @@ struct ModelArgs {
   std::string model_path;
   std::optional<std::string> tokenizer_path;
   int threads = 0;
+  std::string kv_type = "f32";  // --kv-type, on commands that run a session (add_kv_type_option)
 };
 struct TokenArgs {
   std::optional<std::string> tokens;  // "1,2,3"
@@ -29,6 +31,13 @@ struct TokenArgs {
 };
 
 void add_model_options(CLI::App& cmd, ModelArgs& args, bool with_tokenizer = true);
+// --kv-type f32|f16|bf16: the KV cache's element type (SessionOptions::kv_type; default f32).
+void add_kv_type_option(CLI::App& cmd, std::string& kv_type);
+// "f32" / "f16" / "bf16" -> the DType; anything else throws Error(kInvalidArgument) naming `flag`
+// and the allowed values.
+DType parse_kv_type(const std::string& value, const std::string& flag = "--kv-type");
+// The session options of --threads and --kv-type.
+SessionOptions session_options(const ModelArgs& args);
 void add_token_options(CLI::App& cmd, TokenArgs& args);
 
 // --chat and --chat-template FILE: prompts become chat turns rendered with the model's template.

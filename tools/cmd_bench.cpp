@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "cli_common.h"
@@ -25,7 +26,25 @@ struct BenchArgs {
   int p = 512, n = 64, threads = 0, reps = 5, depth = 0;
   bool no_mem_bw = false;
   std::string cache_hooks;
+  std::string kv_type = "f32";
+  std::optional<std::string> cache_type_k, cache_type_v;  // llama-bench's -ctk / -ctv
 };
+
+// --kv-type, or llama-bench's -ctk / -ctv: glassbox has one cache type for keys and values, so
+// those must agree (with each other and with --kv-type when it is given too).
+DType bench_kv_type(const BenchArgs& a, bool kv_type_given) {
+  const DType kv = parse_kv_type(a.kv_type);
+  std::optional<DType> k, v;
+  if (a.cache_type_k) k = parse_kv_type(*a.cache_type_k, "-ctk/--cache-type-k");
+  if (a.cache_type_v) v = parse_kv_type(*a.cache_type_v, "-ctv/--cache-type-v");
+  const DType chosen = k ? *k : v ? *v : kv;
+  if ((k && v && *k != *v) || ((k || v) && kv_type_given && chosen != kv)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "-ctk/--cache-type-k, -ctv/--cache-type-v and --kv-type must name the same type: "
+                "glassbox keeps keys and values in one KV cache type");
+  }
+  return chosen;
+}
 
 double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -60,7 +79,8 @@ Work work_of(const Model& m) {
   return w;
 }
 
-int run_bench(const BenchArgs& a) {
+int run_bench(const BenchArgs& a, bool kv_type_given) {
+  const DType kv_type = bench_kv_type(a, kv_type_given);
   const Model model = load_model(a.model_path);
   const ModelConfig& c = model.config();
   if (a.p < 1 || a.n < 0 || a.depth < 0) {
@@ -71,6 +91,7 @@ int run_bench(const BenchArgs& a) {
   SessionOptions options;
   options.n_threads = a.threads;
   options.n_ctx = a.depth + std::max(a.p, a.n);
+  options.kv_type = kv_type;
   Session session(model, options);
   std::vector<HookHandle> handles;
   std::vector<std::string> cached;
@@ -135,6 +156,8 @@ int run_bench(const BenchArgs& a) {
       {"n_prompt", a.p},
       {"n_gen", a.n},
       {"n_depth", a.depth},
+      {"kv_type", dtype_name(kv_type)},
+      {"kv_bytes", session.kv_bytes()},
       {"pp_tok_s", spp.mean},
       {"pp_tok_s_stddev", spp.stddev},
       {"pp_gflop_s", pp_flops / (a.p / spp.mean) / 1e9},
@@ -169,7 +192,14 @@ Action register_bench(CLI::App& app) {
                 "Skip the streaming-read bandwidth measurement (mem_read_gb_s, tg_bw_fraction)");
   cmd->add_option("--cache-hooks", a->cache_hooks,
                   "Cache every hook matching this glob (e.g. 'blocks.*.hook_resid_post')");
-  return [a] { return run_bench(*a); };
+  auto* kv = cmd->add_option("--kv-type", a->kv_type,
+                             "KV cache type: f32 (default), f16 or bf16 (one type for keys and "
+                             "values)");
+  cmd->add_option("--cache-type-k", a->cache_type_k,
+                  "As llama-bench's -ctk (also accepted): the KV cache type; must equal -ctv");
+  cmd->add_option("--cache-type-v", a->cache_type_v,
+                  "As llama-bench's -ctv (also accepted): the KV cache type; must equal -ctk");
+  return [a, kv] { return run_bench(*a, kv->count() > 0); };
 }
 
 }  // namespace glassbox::cli

@@ -70,7 +70,7 @@ int run_generate(GenerateArgs& a) {
   options.max_new_tokens = a.n;
   options.sampling = a.sampling;
   if (!a.ignore_eos && tokenizer) options.stop_ids = generation_stop_ids(model, *tokenizer);
-  Session session(model, SessionOptions{a.model.threads});
+  Session session(model, session_options(a.model));
   const std::vector<HookHandle> steering = install_steering(session, a.steer);
   std::optional<StreamDecoder> stream;
   if (tokenizer) {
@@ -108,6 +108,7 @@ Action register_generate(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "Generate text from a prompt, streaming it");
   auto a = std::make_shared<GenerateArgs>();
   add_model_options(*cmd, a->model);
+  add_kv_type_option(*cmd, a->model.kv_type);
   add_token_options(*cmd, a->input);
   cmd->add_option("-n,--n-tokens", a->n, "Tokens to generate (default 256)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));

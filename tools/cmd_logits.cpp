@@ -23,7 +23,7 @@ struct ForwardArgs {
 int run_logits(const ForwardArgs& a) {
   const Model model = load_model(a.model.model_path);
   const std::vector<int32_t> ids = input_ids(model, a.model, a.input);
-  Session session(model, SessionOptions{a.model.threads});
+  Session session(model, session_options(a.model));
   const std::vector<HookHandle> steering = install_steering(session, a.steer);
   const Tensor logits = session.forward(ids, LogitsMode::kAll);
   write_npy(a.out, logits);
@@ -51,7 +51,7 @@ int run_cache(const ForwardArgs& a) {
   const Model model = load_model(a.model.model_path);
   const std::vector<std::string> names = split_hooks(a.hooks, model.config());
   const std::vector<int32_t> ids = input_ids(model, a.model, a.input);
-  Session session(model, SessionOptions{a.model.threads});
+  Session session(model, session_options(a.model));
   const CacheRun run = run_with_cache(session, ids, names);
   std::error_code ec;
   std::filesystem::create_directories(a.out, ec);
@@ -70,6 +70,7 @@ Action register_logits(CLI::App& app) {
   auto* cmd = app.add_subcommand("logits", "Save the logits of every position as float32 .npy");
   auto a = std::make_shared<ForwardArgs>();
   add_model_options(*cmd, a->model);
+  add_kv_type_option(*cmd, a->model.kv_type);
   add_token_options(*cmd, a->input);
   cmd->add_option("--out,-o", a->out, "Output .npy: float32 [n_tokens, d_vocab]")->required();
   add_steer_options(*cmd, a->steer);
@@ -81,6 +82,7 @@ Action register_cache(CLI::App& app) {
       "cache", "Save hook activations (TransformerLens names and shapes, no batch axis) as .npy");
   auto a = std::make_shared<ForwardArgs>();
   add_model_options(*cmd, a->model);
+  add_kv_type_option(*cmd, a->model.kv_type);
   add_token_options(*cmd, a->input);
   cmd->add_option("--hooks", a->hooks, "Comma-separated hook names (see `glassbox info`), or 'all'")
       ->required();

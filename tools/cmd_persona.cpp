@@ -177,7 +177,7 @@ int run_extract(const PersonaArgs& a) {
   }
   if (layers.empty()) throw Error(ErrorCode::kInvalidArgument, "--layers: no layers given");
 
-  Session session(l.model, SessionOptions{a.model.threads});
+  Session session(l.model, session_options(a.model));
   json texts_out = json::array();
   std::vector<PersonaText> sides[2];
   uint64_t seed = a.seed;
@@ -359,7 +359,7 @@ int run_score(const PersonaArgs& a) {
       texts.push_back(j["text"].get<std::string>());
     }
   }
-  Session session(l.model, SessionOptions{a.model.threads});
+  Session session(l.model, session_options(a.model));
   json results = json::array();
   for (const std::string& t : texts) {
     const std::vector<int32_t> ids = encode(l, t);
@@ -405,7 +405,7 @@ int run_eval(const PersonaArgs& a) {
   l.chat = make_chat_formatter(l.model, *l.tokenizer, a.chat);
   const std::vector<float> v = load_layer_vector(a, l.model.config());
   const bool lexical = !trait.positive_words.empty() || !trait.negative_words.empty();
-  Session session(l.model, SessionOptions{a.model.threads});
+  Session session(l.model, session_options(a.model));
   json rows = json::array();
   for (float alpha : alphas) {
     std::vector<std::vector<int32_t>> prompts, gens;
@@ -487,6 +487,7 @@ void add_common(CLI::App& cmd, PersonaArgs& a) {
       ->required();
   cmd.add_option("--tokenizer", a.model.tokenizer_path, "Tokenizer (default: beside the model)");
   cmd.add_option("--threads,-t", a.model.threads, "Threads (default: all cores)");
+  add_kv_type_option(cmd, a.model.kv_type);
   cmd.add_flag("--no-bos", a.no_bos, "Do not prepend BOS");
 }
 

@@ -36,6 +36,7 @@ struct ScoreArgs {
   std::string features;
   uint64_t seed = 0;
   int threads = 0;
+  std::string kv_type = "f32";
   bool redo = false;
   int64_t positives = 40;
   int64_t contexts = 600;
@@ -316,6 +317,7 @@ int run_score(ScoreArgs& a) {
   a.steer.seed = a.seed;
   SessionOptions so;
   so.n_threads = a.threads;
+  so.kv_type = parse_kv_type(a.kv_type);
   if (needs("intervention")) {
     a.steer.chat = make_chat_formatter(subject->model, *subject->tokenizer, a.chat);
     Session session(subject->model, so);
@@ -419,6 +421,7 @@ Action register_score(CLI::App& app) {
   cmd->add_option("--corpus", a->corpus, "The analysed corpus (default: the paths in meta)");
   cmd->add_option("--tokenizer", a->tokenizer, "Tokenizer of the subject model (default: found)");
   cmd->add_option("--threads,-t", a->threads, "Threads per model session (default: all cores)");
+  add_kv_type_option(*cmd, a->kv_type);
   cmd->add_option("--plot", a->plot, "Write the score histograms as an SVG file");
   cmd->add_flag("--redo", a->redo, "Score again rows that are already scored");
   return [a] { return run_score(*a); };

@@ -36,6 +36,7 @@ int run_serve(ServeArgs& a) {
   o.model_path = a.model.model_path;
   o.tokenizer_path = a.model.tokenizer_path;
   o.threads = a.model.threads;
+  o.kv_type = parse_kv_type(a.model.kv_type);
   o.make_interventions = [&a](const ModelConfig& config) {
     return build_interventions(config, a.steer);
   };
@@ -81,6 +82,7 @@ Action register_serve(CLI::App& app) {
   auto a = std::make_shared<ServeArgs>();
   server::ServerOptions& o = a->options;
   add_model_options(*cmd, a->model);
+  add_kv_type_option(*cmd, a->model.kv_type);
   add_steer_options(*cmd, a->steer);
   cmd->add_option("--sae", o.sae_path, "SAE directory for /api/run (SAELens, sparsify, ...)");
   cmd->add_option("--sae-hook", o.sae_hook,

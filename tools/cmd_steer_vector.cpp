@@ -153,7 +153,7 @@ int run_steer(const SteerVectorArgs& a) {
     }
     return ids;
   };
-  Session session(model, SessionOptions{a.model.threads});
+  Session session(model, session_options(a.model));
   ControlVector cv = compute_steering_vector(session, encode(pos), encode(neg), options);
   cv.model_hint = model.config().architecture;
   save_control_vector(cv, a.out);
@@ -179,6 +179,7 @@ Action register_steer_vector(CLI::App& app) {
   cmd->add_option("--tokenizer", a->model.tokenizer_path,
                   "Tokenizer (default: the GGUF vocabulary or a tokenizer file beside the model)");
   cmd->add_option("--threads,-t", a->model.threads, "Threads (default: all cores)");
+  add_kv_type_option(*cmd, a->model.kv_type);
   cmd->add_option("--pairs", a->pairs,
                   "JSONL, one {\"positive\": \"...\", \"negative\": \"...\"} per line");
   cmd->add_option("--positive", a->positive, "Positive texts, one per line");

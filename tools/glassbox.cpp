@@ -1,7 +1,10 @@
 // The glassbox command line: one binary, one subcommand per job. Library errors become one
 // "glassbox: error: ..." line on stderr and exit code 1; usage errors exit with CLI11's code.
 #include <cstdio>
+#include <cstring>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "cli_common.h"
 
@@ -22,8 +25,17 @@ int main(int argc, char** argv) {
     cli::Action action = reg(app);
     actions[app.get_subcommands({})[before]] = std::move(action);
   }
+  // llama-bench's -ctk / -ctv are multi-letter short flags, which CLI11 cannot name: `bench` takes
+  // them as its --cache-type-k / --cache-type-v.
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 2; argc > 1 && std::strcmp(argv[1], "bench") == 0 && i < args.size(); ++i) {
+    if (args[i] == "-ctk") args[i] = "--cache-type-k";
+    if (args[i] == "-ctv") args[i] = "--cache-type-v";
+  }
+  std::vector<char*> arg_ptrs;
+  for (std::string& s : args) arg_ptrs.push_back(s.data());
   try {
-    app.parse(argc, argv);
+    app.parse(argc, arg_ptrs.data());
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

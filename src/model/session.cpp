@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -22,11 +23,18 @@ int64_t first_key(int64_t window, int64_t pos) {
   return window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
 }
 
-// A [rows, width] f32 tensor whose first `kept` rows are those of `old` (undefined: none kept).
-Tensor grow_rows(const Tensor& old, int64_t rows, int64_t width, int64_t kept) {
-  Tensor t = Tensor::zeros(DType::kF32, {rows, width});
-  if (old.defined()) std::copy_n(old.data<float>(), kept * width, t.mutable_data<float>());
+// A [rows, width] tensor of `dtype` whose first `kept` rows are those of `old` (undefined: none
+// kept).
+Tensor grow_rows(const Tensor& old, DType dtype, int64_t rows, int64_t width, int64_t kept) {
+  Tensor t = Tensor::zeros(dtype, {rows, width});
+  if (old.defined()) std::memcpy(t.mutable_raw(), old.raw(), dtype_bytes(dtype, kept * width));
   return t;
+}
+
+// Element `i` of a KV-cache tensor (F32, F16 or BF16: one element per block).
+char* kv_at(const Tensor& cache, int64_t i) {
+  return static_cast<char*>(cache.mutable_raw()) +
+         static_cast<size_t>(i) * dtype_info(cache.dtype()).block_bytes;
 }
 
 }  // namespace
@@ -40,6 +48,11 @@ Session::Session(const Model& model, SessionOptions options)
   model_.check_computable();
   const ModelConfig& c = model_.config();
   n_ctx_ = options_.n_ctx > 0 ? options_.n_ctx : c.n_ctx;
+  if (!ops::kv_dtype_supported(options_.kv_type)) {
+    throw Error(ErrorCode::kInvalidArgument, std::string("KV cache type ") +
+                                                 dtype_name(options_.kv_type) +
+                                                 " is not supported (f32, f16 or bf16)");
+  }
   if (n_ctx_ > c.n_ctx && c.position != PositionType::kRope) {
     throw Error(ErrorCode::kInvalidArgument, "context length " + std::to_string(n_ctx_) +
                                                  " exceeds the model's " + std::to_string(c.n_ctx) +
@@ -83,8 +96,8 @@ void Session::reserve_kv(int64_t n_tokens) {
   const int64_t rows = std::min(n_ctx_, std::max({n_tokens, 2 * kv_capacity_, kMinKvRows}));
   const int64_t width = model_.config().kv_dim();
   for (size_t l = 0; l < k_cache_.size(); ++l) {
-    k_cache_[l] = grow_rows(k_cache_[l], rows, width, n_past_);
-    v_cache_[l] = grow_rows(v_cache_[l], rows, width, n_past_);
+    k_cache_[l] = grow_rows(k_cache_[l], options_.kv_type, rows, width, n_past_);
+    v_cache_[l] = grow_rows(v_cache_[l], options_.kv_type, rows, width, n_past_);
   }
   kv_capacity_ = rows;
 }
@@ -319,12 +332,15 @@ void Session::attention_block(int layer, int64_t n) {
     site<kHooks>(HookPoint::kAttnRotQ, layer, q_.data(), {n, c.n_heads, c.d_head});
     site<kHooks>(HookPoint::kAttnRotK, layer, k_.data(), {n, c.n_kv_heads, c.d_head});
   }
-  // Append this call's keys and values to the cache.
-  const size_t kv_row = static_cast<size_t>(c.kv_dim());
-  float* kc = k_cache_[static_cast<size_t>(layer)].mutable_data<float>();
-  float* vc = v_cache_[static_cast<size_t>(layer)].mutable_data<float>();
-  std::copy_n(k_.data(), n * kv_row, kc + n_past_ * kv_row);
-  std::copy_n(v_.data(), n * kv_row, vc + n_past_ * kv_row);
+  // Append this call's keys and values to the cache, rounded to its type.
+  const int64_t kv_row = c.kv_dim();
+  const Tensor& kc = k_cache_[static_cast<size_t>(layer)];
+  const Tensor& vc = v_cache_[static_cast<size_t>(layer)];
+  for_rows(n, [&](int64_t r0, int64_t r1) {
+    const int64_t at = (n_past_ + r0) * kv_row;
+    ops::kv_store(options_.kv_type, k_.data() + r0 * kv_row, (r1 - r0) * kv_row, kv_at(kc, at));
+    ops::kv_store(options_.kv_type, v_.data() + r0 * kv_row, (r1 - r0) * kv_row, kv_at(vc, at));
+  });
 
   bool materialize = false;
   if constexpr (kHooks) {
@@ -347,12 +363,39 @@ void Session::attention_block(int layer, int64_t n) {
   site<kHooks>(HookPoint::kResidMid, layer, x_.data(), {n, c.d_model});
 }
 
+std::pair<const float*, const float*> Session::kv_f32(int layer, int64_t rows, int64_t col,
+                                                      int64_t width, int64_t* ld) {
+  const Tensor& kc = k_cache_[static_cast<size_t>(layer)];
+  const Tensor& vc = v_cache_[static_cast<size_t>(layer)];
+  const int64_t kv_dim = model_.config().kv_dim();
+  if (options_.kv_type == DType::kF32) {
+    *ld = kv_dim;
+    return {kc.data<float>() + col, vc.data<float>() + col};
+  }
+  *ld = width;
+  kv_k_.resize(static_cast<size_t>(rows * width));
+  kv_v_.resize(static_cast<size_t>(rows * width));
+  for_rows(rows, [&](int64_t r0, int64_t r1) {
+    const int64_t at = r0 * kv_dim + col;
+    ops::kv_load_rows(options_.kv_type, kv_at(kc, at), kv_dim, r1 - r0, width,
+                      kv_k_.data() + r0 * width);
+    ops::kv_load_rows(options_.kv_type, kv_at(vc, at), kv_dim, r1 - r0, width,
+                      kv_v_.data() + r0 * width);
+  });
+  return {kv_k_.data(), kv_v_.data()};
+}
+
 // Causal attention without materializing the pattern for the hooks. Queries go in chunks of
 // kAttnChunk per head; a chunk's scores against every key it may see are one sgemm, (soft-capped,)
 // masked and softmaxed in place, then multiplied with the values by a second sgemm straight into
 // z_ (the head's columns of it). Keys past a chunk's last query, or before its first query's
 // sliding window, are never computed, and the scratch is kAttnChunk x n_keys per thread whatever
-// the prompt length.
+// the prompt length. A 16-bit cache is read by the same code: decode widens each row inside
+// group_scores / group_values; a prefill first widens the layer's rows [0, n_past + n) into f32
+// (kv_k_ / kv_v_, each row once per call rather than once per query chunk and head). Widening one
+// KV head at a time would hold less scratch, but a pool loop per KV head made each call's
+// per-task scratch allocations and pool rounds several times as many: 3x slower prefill on
+// stories260K.
 void Session::attend_streaming(int layer, int64_t n) {
   const ModelConfig& c = model_.config();
   const int64_t d = c.d_head, group = c.n_heads / c.n_kv_heads, kv_dim = c.kv_dim();
@@ -360,27 +403,33 @@ void Session::attend_streaming(int layer, int64_t n) {
   const auto scale = static_cast<float>(c.query_scale());
   const auto cap = static_cast<float>(c.attn_softcap);
   const int64_t window = c.is_local(layer) ? c.sliding_window : 0;
-  const float* kc = k_cache_[static_cast<size_t>(layer)].data<float>();
-  const float* vc = v_cache_[static_cast<size_t>(layer)].data<float>();
+  const DType kv_type = options_.kv_type;
+  const Tensor& kc = k_cache_[static_cast<size_t>(layer)];
+  const Tensor& vc = v_cache_[static_cast<size_t>(layer)];
   const int64_t pos0 = n_past_, n_chunks = (n + kAttnChunk - 1) / kAttnChunk;
   if (n == 1) {  // decode: each KV head's query group in one pass over its keys and values
     const int64_t lo = first_key(window, pos0), n_keys = pos0 + 1 - lo;
     pool_.parallel_for(c.n_kv_heads, [&](int64_t begin, int64_t end) {
       std::vector<float> s(static_cast<size_t>(group * n_keys));
       for (int64_t kvh = begin; kvh < end; ++kvh) {
-        ops::group_scores(q_.data() + kvh * group * d, group, d, kc + lo * kv_dim + kvh * d, kv_dim,
-                          n_keys, scale, s.data());
+        ops::group_scores(q_.data() + kvh * group * d, group, d, kv_type,
+                          kv_at(kc, lo * kv_dim + kvh * d), kv_dim, n_keys, scale, s.data());
         for (int64_t h = 0; h < group; ++h) {
           float* row = s.data() + h * n_keys;
           if (cap > 0.0f) ops::softcap(row, n_keys, cap);
           ops::softmax_row(row, n_keys);
         }
-        ops::group_values(s.data(), group, n_keys, vc + lo * kv_dim + kvh * d, kv_dim, d,
-                          z_.data() + kvh * group * d);
+        ops::group_values(s.data(), group, n_keys, kv_type, kv_at(vc, lo * kv_dim + kvh * d),
+                          kv_dim, d, z_.data() + kvh * group * d);
       }
     });
     return;
   }
+  // The cache itself when F32; else every KV head's rows [0, pos0 + n) widened once into f32.
+  int64_t ld = 0;
+  const auto cols = kv_f32(layer, pos0 + n, 0, kv_dim, &ld);
+  const float* kc32 = cols.first;
+  const float* vc32 = cols.second;
   pool_.parallel_for(c.n_heads * n_chunks, [&](int64_t begin, int64_t end) {
     std::vector<float> s;
     for (int64_t task = begin; task < end; ++task) {
@@ -388,13 +437,13 @@ void Session::attend_streaming(int layer, int64_t n) {
       const int64_t rows = std::min(kAttnChunk, n - i0);
       const int64_t lo = first_key(window, pos0 + i0), n_keys = pos0 + i0 + rows - lo;
       const float* q = q_.data() + i0 * q_dim + h * d;
-      const float* k = kc + lo * kv_dim + h / group * d;
-      const float* v = vc + lo * kv_dim + h / group * d;
+      const float* k = kc32 + lo * ld + h / group * d;
+      const float* v = vc32 + lo * ld + h / group * d;
       float* z = z_.data() + i0 * q_dim + h * d;
       s.resize(static_cast<size_t>(rows * n_keys));
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
                   static_cast<int>(n_keys), static_cast<int>(d), scale, q, static_cast<int>(q_dim),
-                  k, static_cast<int>(kv_dim), 0.0f, s.data(), static_cast<int>(n_keys));
+                  k, static_cast<int>(ld), 0.0f, s.data(), static_cast<int>(n_keys));
       for (int64_t r = 0; r < rows; ++r) {  // query a = pos0 + i0 + r
         float* row = s.data() + r * n_keys;
         const int64_t a = pos0 + i0 + r, from = first_key(window, a) - lo, seen = a + 1 - lo;
@@ -405,7 +454,7 @@ void Session::attend_streaming(int layer, int64_t n) {
       }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
                   static_cast<int>(d), static_cast<int>(n_keys), 1.0f, s.data(),
-                  static_cast<int>(n_keys), v, static_cast<int>(kv_dim), 0.0f, z,
+                  static_cast<int>(n_keys), v, static_cast<int>(ld), 0.0f, z,
                   static_cast<int>(q_dim));
     }
   });
@@ -420,8 +469,10 @@ void Session::attend_materialized(int layer, int64_t n) {
   const auto scale = static_cast<float>(c.query_scale());
   const auto cap = static_cast<float>(c.attn_softcap);
   const int64_t window = c.is_local(layer) ? c.sliding_window : 0;
-  const float* kc = k_cache_[static_cast<size_t>(layer)].data<float>();
-  const float* vc = v_cache_[static_cast<size_t>(layer)].data<float>();
+  int64_t ld = 0;  // kv_dim: every KV head's columns, as f32 (a widened copy of a 16-bit cache)
+  const auto cols = kv_f32(layer, n_keys, 0, kv_dim, &ld);
+  const float* kc = cols.first;
+  const float* vc = cols.second;
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   scores_.assign(static_cast<size_t>(c.n_heads * n * n_keys), kNegInf);
   // Scores [head, query, key] per (head, chunk of queries) as one sgemm over the keys the chunk
@@ -435,7 +486,7 @@ void Session::attend_materialized(int layer, int64_t n) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
                   static_cast<int>(seen_max), static_cast<int>(d), scale,
                   q_.data() + i0 * q_dim + h * d, static_cast<int>(q_dim), kc + h / group * d,
-                  static_cast<int>(kv_dim), 0.0f, s, static_cast<int>(n_keys));
+                  static_cast<int>(ld), 0.0f, s, static_cast<int>(n_keys));
       for (int64_t r = 0; r < rows; ++r) {
         float* row = s + r * n_keys;
         const int64_t a = pos0 + i0 + r;
@@ -459,8 +510,8 @@ void Session::attend_materialized(int layer, int64_t n) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
                   static_cast<int>(d), static_cast<int>(n_keys), 1.0f,
                   scores_.data() + (h * n + i0) * n_keys, static_cast<int>(n_keys),
-                  vc + h / group * d, static_cast<int>(kv_dim), 0.0f,
-                  z_.data() + i0 * q_dim + h * d, static_cast<int>(q_dim));
+                  vc + h / group * d, static_cast<int>(ld), 0.0f, z_.data() + i0 * q_dim + h * d,
+                  static_cast<int>(q_dim));
     }
   });
 }

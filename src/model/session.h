@@ -10,10 +10,16 @@
 //   tmp_    [n, d_model]   pos_embed / attn_out / mlp_out
 //   gate_, up_, post_ [n, d_mlp] (a GELU MLP keeps its pre-activation in gate_)
 //   scores_ [n_heads, n, T] only when a scores/pattern hook is active on that layer
-//   k_cache_[L], v_cache_[L]: [kv_capacity, kv_dim]; rows [0, n_past) hold the sequence
+//   k_cache_[L], v_cache_[L]: [kv_capacity, kv_dim] of options.kv_type; rows [0, n_past) hold
+//                             the sequence
+//   kv_k_, kv_v_ [n_past + n, kv_dim]: f32 copies of one layer's cache rows that a prefill reads,
+//                only when kv_type is not F32 (1/n_layers of what an f32 cache would hold)
 // The KV cache follows use: it grows (doubling, from kMinKvRows) as tokens are appended and never
 // past n_ctx, so a model whose metadata states a 128K context costs memory for the tokens held,
 // not for the context it could hold. Attention takes its cache pointers per call, after growth.
+// The cache stores kv_type (F32, or F16 / BF16 at half the bytes): new keys and values are
+// rounded to it (nearest even) as they are written, and attention widens them as it reads; hooks
+// (hook_k, hook_v, ...) see the unrounded f32 values of the call.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +27,7 @@
 #include <initializer_list>
 #include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
@@ -39,6 +46,9 @@ struct SessionOptions {
   // Benchmarks only: run the hook-checking forward even when no hook is registered, to measure
   // what the checks cost.
   bool force_hook_sites = false;
+  // Element type of the KV cache: F32 (exact), F16 or BF16 (half the memory; each key and value
+  // rounded once, to nearest even). Other types throw Error(kInvalidArgument).
+  DType kv_type = DType::kF32;
 };
 
 enum class LogitsMode { kAll, kLast, kNone };
@@ -59,7 +69,8 @@ class Session {
   int64_t n_ctx() const { return n_ctx_; }
   // Positions the KV cache has room for now (per layer): at least n_past, at most n_ctx.
   int64_t kv_capacity() const { return kv_capacity_; }
-  // Bytes held by the KV cache (keys and values of every layer).
+  DType kv_type() const { return options_.kv_type; }
+  // Bytes held by the KV cache (keys and values of every layer, in kv_type).
   int64_t kv_bytes() const;
   // Makes room for n_tokens positions now (clamped to n_ctx), e.g. to allocate a known prompt +
   // generation length once. forward() calls it itself; the results do not depend on it.
@@ -107,6 +118,10 @@ class Session {
   void add_rows(float* y, const float* x, int64_t n, int64_t d);
   // Causal attention for queries rows [0, n) over keys [0, n_past + n); z_ gets the result.
   void attend_streaming(int layer, int64_t n);
+  // The cache rows [0, rows) of columns [col, col + width) of `layer` as f32 (row stride *ld):
+  // the cache itself when it is F32, else a widened copy in kv_k_ / kv_v_.
+  std::pair<const float*, const float*> kv_f32(int layer, int64_t rows, int64_t col, int64_t width,
+                                               int64_t* ld);
   template <bool kHooks>
   void attend_materialized(int layer, int64_t n);
   // A hook site: runs the callbacks registered on (point, layer) over `data`, viewed with the
@@ -135,6 +150,7 @@ class Session {
   int64_t kv_capacity_ = 0;  // rows of each k_cache_ / v_cache_ tensor
   std::vector<float> x_, xn_, scale_, qk_scale_, q_, k_, v_, z_, tmp_, gate_, up_, post_, scores_;
   std::vector<Tensor> k_cache_, v_cache_;
+  std::vector<float> kv_k_, kv_v_;
 };
 
 }  // namespace glassbox

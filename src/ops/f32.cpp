@@ -34,28 +34,6 @@ void gemv_f32(const float* w, int64_t k, const float* x, int64_t r0, int64_t r1,
   }
 }
 
-void group_scores_f32(const float* q, int64_t g, int64_t d, const float* k, int64_t ldk, int64_t n,
-                      float scale, float* s) {
-  if (kAvx512) return detail::group_scores_f32_avx512(q, g, d, k, ldk, n, scale, s);
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t h = 0; h < g; ++h) {
-      float acc = 0.0f;
-      for (int64_t i = 0; i < d; ++i) acc += q[h * d + i] * k[j * ldk + i];
-      s[h * n + j] = scale * acc;
-    }
-}
-
-void group_values_f32(const float* p, int64_t g, int64_t n, const float* v, int64_t ldv, int64_t d,
-                      float* z) {
-  if (kAvx512) return detail::group_values_f32_avx512(p, g, n, v, ldv, d, z);
-  for (int64_t h = 0; h < g; ++h) {
-    float* zh = z + h * d;
-    for (int64_t i = 0; i < d; ++i) zh[i] = 0.0f;
-    for (int64_t j = 0; j < n; ++j)
-      for (int64_t i = 0; i < d; ++i) zh[i] += p[h * n + j] * v[j * ldv + i];
-  }
-}
-
 float exp_shift_sum(float* x, int64_t n, float shift) {
   if (kAvx512) return detail::exp_shift_sum_avx512(x, n, shift);
   float sum = 0.0f;

@@ -11,11 +11,6 @@ namespace glassbox::ops {
 float dot_f32(const float* a, const float* b, int64_t n);
 // y[r - r0] = w[r, :] . x for rows [r0, r1) of a row-major [*, k] matrix.
 void gemv_f32(const float* w, int64_t k, const float* x, int64_t r0, int64_t r1, float* y);
-// ops::group_scores / group_values (ops.h).
-void group_scores_f32(const float* q, int64_t g, int64_t d, const float* k, int64_t ldk, int64_t n,
-                      float scale, float* s);
-void group_values_f32(const float* p, int64_t g, int64_t n, const float* v, int64_t ldv, int64_t d,
-                      float* z);
 // x[i] = exp(x[i] - shift) (0 for -inf), returning the sum. The AVX-512 path evaluates exp by a
 // polynomial after range reduction: relative error a few float ulps (~2e-7).
 float exp_shift_sum(float* x, int64_t n, float shift);
@@ -27,10 +22,6 @@ bool f32_avx512_available();
 float dot_f32_avx512(const float* a, const float* b, int64_t n);
 void gemv_f32_avx512(const float* w, int64_t k, const float* x, int64_t r0, int64_t r1, float* y);
 float exp_shift_sum_avx512(float* x, int64_t n, float shift);
-void group_scores_f32_avx512(const float* q, int64_t g, int64_t d, const float* k, int64_t ldk,
-                             int64_t n, float scale, float* s);
-void group_values_f32_avx512(const float* p, int64_t g, int64_t n, const float* v, int64_t ldv,
-                             int64_t d, float* z);
 void silu_mul_f32_avx512(const float* gate, const float* up, int64_t n, float* post);
 }  // namespace detail
 

@@ -97,59 +97,6 @@ float exp_shift_sum_avx512(float* x, int64_t n, float shift) {
   return _mm512_reduce_add_ps(acc);
 }
 
-// Keys / values per block: 64 rows of up to 256 floats stay in L1 (64 KiB at d = 256 is L2,
-// still close) while each query of the group passes over them.
-constexpr int64_t kKvBlock = 64;
-
-void group_scores_f32_avx512(const float* q, int64_t g, int64_t d, const float* k, int64_t ldk,
-                             int64_t n, float scale, float* s) {
-  for (int64_t j0 = 0; j0 < n; j0 += kKvBlock) {
-    const int64_t j1 = std::min(n, j0 + kKvBlock);
-    for (int64_t h = 0; h < g; ++h) {
-      const float* qh = q + h * d;
-      for (int64_t j = j0; j < j1; ++j) {
-        const float* kr = k + j * ldk;
-        __m512 acc = _mm512_setzero_ps();
-        for (int64_t i = 0; i < d; i += 16) {
-          const __mmask16 m = tail_mask(d - i);
-          acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, qh + i), _mm512_maskz_loadu_ps(m, kr + i),
-                                acc);
-        }
-        s[h * n + j] = scale * _mm512_reduce_add_ps(acc);
-      }
-    }
-  }
-}
-
-void group_values_f32_avx512(const float* p, int64_t g, int64_t n, const float* v, int64_t ldv,
-                             int64_t d, float* z) {
-  for (int64_t i = 0; i < g * d; ++i) z[i] = 0.0f;
-  for (int64_t j0 = 0; j0 < n; j0 += kKvBlock) {
-    const int64_t j1 = std::min(n, j0 + kKvBlock);
-    for (int64_t h = 0; h < g; ++h) {
-      const float* ph = p + h * n;
-      float* zh = z + h * d;
-      // 64 columns of z at a time in four registers across the block's rows (four independent
-      // FMA chains; columns past d are masked off).
-      for (int64_t i = 0; i < d; i += 64) {
-        __mmask16 m[4];
-        __m512 acc[4];
-        for (int q = 0; q < 4; ++q) {
-          m[q] = i + 16 * q < d ? tail_mask(d - i - 16 * q) : static_cast<__mmask16>(0);
-          acc[q] = _mm512_maskz_loadu_ps(m[q], zh + i + 16 * q);
-        }
-        for (int64_t j = j0; j < j1; ++j) {
-          const __m512 pj = _mm512_set1_ps(ph[j]);
-          const float* vr = v + j * ldv + i;
-          for (int q = 0; q < 4; ++q)
-            acc[q] = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m[q], vr + 16 * q), acc[q]);
-        }
-        for (int q = 0; q < 4; ++q) _mm512_mask_storeu_ps(zh + i + 16 * q, m[q], acc[q]);
-      }
-    }
-  }
-}
-
 void silu_mul_f32_avx512(const float* gate, const float* up, int64_t n, float* post) {
   const __m512 one = _mm512_set1_ps(1.0f);
   for (int64_t i = 0; i < n; i += 16) {

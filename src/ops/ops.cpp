@@ -72,16 +72,6 @@ void axpy(float alpha, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
 
-void group_scores(const float* q, int64_t g, int64_t d, const float* k, int64_t ldk, int64_t n,
-                  float scale, float* s) {
-  group_scores_f32(q, g, d, k, ldk, n, scale, s);
-}
-
-void group_values(const float* p, int64_t g, int64_t n, const float* v, int64_t ldv, int64_t d,
-                  float* z) {
-  group_values_f32(p, g, n, v, ldv, d, z);
-}
-
 void add_inplace(float* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }

@@ -33,6 +33,20 @@ void group_scores(const float* q, int64_t g, int64_t d, const float* k, int64_t 
                   float scale, float* s);
 void group_values(const float* p, int64_t g, int64_t n, const float* v, int64_t ldv, int64_t d,
                   float* z);
+
+// KV-cache rows stored as F32, F16 or BF16 (SessionOptions::kv_type; ops/kv_rows.h). Strides and
+// counts are in elements of that type.
+bool kv_dtype_supported(DType dtype);
+// dst[i] = x[i] rounded to `dtype` (round-to-nearest-even, the bits of core/half.h), i < n.
+void kv_store(DType dtype, const float* x, int64_t n, void* dst);
+// dst[r * d + i] = float(src[r * ld + i]) for r < rows, i < d (exact: every value widens).
+void kv_load_rows(DType dtype, const void* src, int64_t ld, int64_t rows, int64_t d, float* dst);
+// group_scores / group_values on keys / values of `dtype`, widened to float as they are read
+// (the float overloads above are dtype = F32). The arithmetic after the load is the same.
+void group_scores(const float* q, int64_t g, int64_t d, DType dtype, const void* k, int64_t ldk,
+                  int64_t n, float scale, float* s);
+void group_values(const float* p, int64_t g, int64_t n, DType dtype, const void* v, int64_t ldv,
+                  int64_t d, float* z);
 // Element-wise y += x over n values.
 void add_inplace(float* y, const float* x, int64_t n);
 // post[i] = silu(gate[i]) * up[i]

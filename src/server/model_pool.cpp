@@ -8,7 +8,7 @@
 namespace glassbox::server {
 
 ModelPool::ModelPool(const Model& model, int workers, int threads, int max_queue,
-                     const std::vector<Intervention>& interventions, int64_t n_ctx)
+                     const std::vector<Intervention>& interventions, int64_t n_ctx, DType kv_type)
     : max_queue_(max_queue) {
   const int n_workers = std::max(1, workers);
   if (threads <= 0) {
@@ -18,6 +18,7 @@ ModelPool::ModelPool(const Model& model, int workers, int threads, int max_queue
   for (int i = 0; i < n_workers; ++i) {
     SessionOptions so{threads};
     so.n_ctx = n_ctx;
+    so.kv_type = kv_type;
     sessions_.push_back(std::make_unique<Session>(model, so));
     for (auto& h : add_interventions(sessions_.back()->hooks(), interventions))
       hooks_.push_back(std::move(h));

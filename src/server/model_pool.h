@@ -24,9 +24,11 @@ class ModelPool {
 
   // `threads` per session (0 = the machine's cores divided among the workers); `interventions`
   // are hooked into every session for the pool's life (server-wide steering).
-  // `n_ctx`: each session's KV length (0 = the model's context length).
+  // `n_ctx`: each session's KV length (0 = the model's context length); `kv_type` its cache's
+  // element type.
   ModelPool(const Model& model, int workers, int threads, int max_queue,
-            const std::vector<Intervention>& interventions = {}, int64_t n_ctx = 0);
+            const std::vector<Intervention>& interventions = {}, int64_t n_ctx = 0,
+            DType kv_type = DType::kF32);
   ~ModelPool();
 
   class Lease {

@@ -274,7 +274,8 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   std::vector<Intervention> interventions;
   if (s.options.make_interventions) interventions = s.options.make_interventions(s.model->config());
   s.pool = std::make_unique<ModelPool>(*s.model, s.options.workers, s.options.threads,
-                                       s.options.max_queue, interventions, s.options.ctx);
+                                       s.options.max_queue, interventions, s.options.ctx,
+                                       s.options.kv_type);
   impl_->setup();
 }
 

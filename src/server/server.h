@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/tensor.h"
 #include "model/config.h"
 #include "steer/interventions.h"
 
@@ -28,15 +29,16 @@ struct ServerOptions {
   // Monitors applied to every generation request (JSON file, the request's "monitors" format).
   std::optional<std::string> monitors_path;
   std::string host = "127.0.0.1";
-  int port = 8080;             // 0 = any free port
-  std::string api_key;         // empty = no authentication
-  int workers = 1;             // model sessions
-  int threads = 0;             // threads per session; 0 = cores / workers
-  int max_queue = 16;          // requests waiting for a session beyond the running ones
-  int64_t max_body = 1 << 20;  // bytes
-  int64_t max_tokens = 1024;   // per request
-  int64_t ctx = 0;             // context length of each session (0 = the model's)
-  double timeout_s = 60;       // queue wait + generation deadline; socket read/write max(it, 5 s)
+  int port = 8080;              // 0 = any free port
+  std::string api_key;          // empty = no authentication
+  int workers = 1;              // model sessions
+  int threads = 0;              // threads per session; 0 = cores / workers
+  DType kv_type = DType::kF32;  // each session's KV-cache type (SessionOptions::kv_type)
+  int max_queue = 16;           // requests waiting for a session beyond the running ones
+  int64_t max_body = 1 << 20;   // bytes
+  int64_t max_tokens = 1024;    // per request
+  int64_t ctx = 0;              // context length of each session (0 = the model's)
+  double timeout_s = 60;        // queue wait + generation deadline; socket read/write max(it, 5 s)
   // Interventions on every request's forward pass (llama-server's --control-vector flags), made
   // once the model's config is known; installed on every worker session for the server's life.
   std::function<std::vector<Intervention>(const ModelConfig&)> make_interventions;

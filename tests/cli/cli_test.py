@@ -375,5 +375,44 @@ with tempfile.TemporaryDirectory() as tmp:
     if a.shape != (8, 4, 4) or a.dtype != np.float32:
         failures.append(f"pattern shape {a.shape} {a.dtype}")
 
+    # --kv-type: one flag on every command that runs a session; bad values name the flag and the
+    # allowed types; bench takes llama-bench's -ctk / -ctv only when they agree.
+    for cmd in (["logits", "--tokens", "1,2", "--out", os.path.join(tmp, "kv.npy")],
+                ["cache", "--tokens", "1,2", "--hooks", "hook_embed", "--out", os.path.join(tmp, "kvc")],
+                ["generate", "--tokens", "1,2", "-n", "2"],
+                ["bench", "-p", "4", "-n", "2", "-r", "1", "--no-mem-bw"]):
+        expect_error(f"{cmd[0]} --kv-type bogus", [cmd[0], "-m", MODEL] + cmd[1:] + ["--kv-type", "bogus"],
+                     "--kv-type")
+        expect_error(f"{cmd[0]} --kv-type bogus lists the types",
+                     [cmd[0], "-m", MODEL] + cmd[1:] + ["--kv-type", "q8_0"], "f32, f16, bf16")
+    expect_error("serve --kv-type bogus", ["serve", "-m", MODEL, "--port", "0", "--kv-type", "f8"], "--kv-type")
+    for cmd in (["steer-vector"], ["persona", "extract"], ["persona", "score"], ["persona", "eval"],
+                ["score"], ["serve"]):
+        expect_ok(f"--help {' '.join(cmd)} lists --kv-type", cmd + ["--help"], lambda o: "--kv-type" in o)
+    bench = ["bench", "-m", MODEL, "-p", "4", "-n", "2", "-r", "1", "--no-mem-bw", "-t", "1"]
+    expect_error("bench -ctk f16 -ctv bf16", bench + ["-ctk", "f16", "-ctv", "bf16"], "-ctk/--cache-type-k")
+    expect_error("bench -ctk q4_0", bench + ["-ctk", "q4_0"], "-ctk/--cache-type-k")
+    expect_error("bench -ctk f16 --kv-type f32", bench + ["-ctk", "f16", "--kv-type", "f32"], "--kv-type")
+    for flags, want in ((["-ctk", "f16", "-ctv", "f16"], "f16"), (["--kv-type", "bf16"], "bf16"),
+                        ([], "f32")):
+        out = expect_ok(f"bench {' '.join(flags) or '(default)'}", bench + flags)
+        try:
+            got = json.loads(out)
+        except ValueError:
+            got = {}
+        f32_bytes = 2 * 5 * 4 * 32 * 4  # 5 layers x 4 rows (n_ctx = p) x kv_dim 32, keys and values
+        if got.get("kv_type") != want or got.get("kv_bytes") != f32_bytes // (1 if want == "f32" else 2):
+            failures.append(f"bench {flags}: kv_type {got.get('kv_type')} kv_bytes {got.get('kv_bytes')}")
+    # The flag reaches the cache: f16 logits differ from f32 ones (slightly).
+    outs = {}
+    for t in ("f32", "f16"):
+        outs[t] = os.path.join(tmp, f"kv_{t}.npy")
+        expect_ok(f"logits --kv-type {t}", ["logits", "-m", MODEL, "--tokens", "1,2,3,4,5,6,7,8",
+                                            "--out", outs[t], "--kv-type", t])
+    if os.path.exists(outs["f16"]) and os.path.exists(outs["f32"]):
+        a, b = np.load(outs["f32"]), np.load(outs["f16"])
+        if np.array_equal(a, b) or np.abs(a - b).max() > 1e-2:
+            failures.append(f"logits --kv-type f16 vs f32: max diff {np.abs(a - b).max()}")
+
 print(f"{len(failures)} failed: {failures}" if failures else "all CLI checks passed")
 sys.exit(1 if failures else 0)

@@ -405,9 +405,12 @@ class LlamaRef:
         hooks(prefix + ".hook_normalized", normalized)
         return normalized
 
-    def forward(self, tokens, want=None, last_only=False, act_quant=False, patch=None):
+    def forward(self, tokens, want=None, last_only=False, act_quant=False, patch=None,
+                kv_round=None):
         """tokens: list of ids. want: None (no hooks), a set of hook names, or "all".
         act_quant: emulate int8 activations for the block-quantized weights (see _mm).
+        kv_round: fn(tensor) -> tensor applied to the rotated keys and the values that attention
+        reads (a 16-bit KV cache emulated); the hooks see them unrounded, as glassbox's.
         patch: {resid hook name: fn(tensor) -> tensor} replaces that residual-stream value
         (hook_resid_pre/mid/post only), as a TransformerLens hook returning a new value.
         Returns (logits [pos or 1, d_vocab] float64, {hook name: tensor})."""
@@ -444,6 +447,8 @@ class LlamaRef:
             rq, rk = self._rope(q), self._rope(k)
             hooks(p + "attn.hook_rot_q", rq)
             hooks(p + "attn.hook_rot_k", rk)
+            if kv_round is not None:
+                rk, v = kv_round(rk), kv_round(v)
             kv_of_head = torch.arange(H) // group                   # query head h -> kv head
             rk_h = rk[:, kv_of_head, :]                              # [pos, H, Dh]
             v_h = v[:, kv_of_head, :]
