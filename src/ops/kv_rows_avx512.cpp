@@ -3,6 +3,10 @@
 // the element type: F16 rows widen with vcvtph2ps, BF16 rows by zero-extending to 32 bits and
 // shifting left 16, F32 rows load as they are; the arithmetic after the load is the same.
 #pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,fma")
+// GCC 12's AVX-512 headers build "undefined" vectors from self-initialised locals, which
+// -Wmaybe-uninitialized reports once inlined here (GCC bug 105593, fixed in 12.3 / 13).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <algorithm>
