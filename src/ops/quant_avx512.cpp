@@ -82,6 +82,29 @@ GB_INLINE __m256 hsum_lanes_ps(const __m256* v) {
   return _mm256_add_ps(_mm256_permute2f128_ps(q0, q1, 0x20), _mm256_permute2f128_ps(q0, q1, 0x31));
 }
 
+// y[(r0 + r) * ldy + c0 + c] = the sum of acc[r][c]'s lanes, for an R x C tile (R * C <= 16):
+// one reduction tree for the whole tile rather than a reduction per accumulator.
+template <int R, int C>
+GB_INLINE void store_tile_sums(const __m512 (&acc)[R][C], int64_t r0, int64_t c0, float* y,
+                               int64_t ldy) {
+  static_assert(R * C <= 16, "two reduction trees at most");
+  alignas(32) float out[16];
+  __m256 half[16];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c)
+      half[r * C + c] =
+          _mm256_add_ps(_mm512_castps512_ps256(acc[r][c]),
+                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r][c]), 1)));
+  _mm256_store_ps(out, hsum_lanes_ps<(R * C < 8 ? R * C : 8)>(half));
+  if constexpr (R * C > 8) _mm256_store_ps(out + 8, hsum_lanes_ps<R * C - 8>(half + 8));
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) y[(r0 + r) * ldy + c0 + c] = out[r * C + c];
+}
+
 // Both block scales (f16 at offset 0 of each block) broadcast to 8 lanes each.
 template <class W, bool kTwo>
 GB_INLINE __m512 weight_scales(const uint8_t* blk) {
@@ -145,22 +168,7 @@ void micro32(const QuantizedActs& a, int64_t r0, const uint8_t* w, size_t row_by
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2) step32<W, R, C, true>(a, r0, wrow, b, acc);
   if (b < nb) step32<W, R, C, false>(a, r0, wrow, b, acc);
-  // One reduction tree for the whole tile rather than a reduction per accumulator.
-  alignas(32) float out[16];
-  __m256 half[16];
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 16
-    for (int c = 0; c < C; ++c)
-      half[r * C + c] =
-          _mm256_add_ps(_mm512_castps512_ps256(acc[r][c]),
-                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r][c]), 1)));
-  _mm256_store_ps(out, hsum_lanes_ps<(R * C < 8 ? R * C : 8)>(half));
-  if constexpr (R * C > 8) _mm256_store_ps(out + 8, hsum_lanes_ps<R * C - 8>(half + 8));
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 16
-    for (int c = 0; c < C; ++c) y[(r0 + r) * ldy + c0 + c] = out[r * C + c];
+  store_tile_sums<R, C>(acc, r0, c0, y, ldy);
 }
 
 // ---- K types ------------------------------------------------------------------------------
@@ -434,21 +442,7 @@ void micro_k(const QuantizedActs& a, int64_t r0, const KTile& t, int64_t tc, int
       }
     }
   }
-  static_assert(R * C <= 8, "one reduction tree");
-  __m256 half[8];
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 16
-    for (int j = 0; j < C; ++j)
-      half[r * C + j] =
-          _mm256_add_ps(_mm512_castps512_ps256(acc[r][j]),
-                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r][j]), 1)));
-  alignas(32) float out[8];
-  _mm256_store_ps(out, hsum_lanes_ps<R * C>(half));
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 16
-    for (int j = 0; j < C; ++j) y[(r0 + r) * ldy + c + j] = out[r * C + j];
+  store_tile_sums<R, C>(acc, r0, c, y, ldy);
 }
 
 // One activation row against one weight row: the decode (matrix-vector) shape, which reads each
