@@ -136,7 +136,7 @@ def table_lines(rows, markdown):
 
 
 def write_markdown(path, rows, a, llama_info, elapsed_s, load):
-    kv = a.kv_type or "default (f16 both)"
+    kv = a.kv_type or "each engine's default (llama.cpp f16, glassbox f32)"
     info = [f"Measured {datetime.date.today().isoformat()} on {cpu_name()}"
             f" ({os.cpu_count()} hardware threads), {platform.node()}; -t {a.t}; -p {a.p} -n {a.n};"
             f" KV cache type {kv}; {a.rounds} round(s) x {a.reps} repetitions, medians;"
