@@ -7,8 +7,8 @@ cache type are compared with
     --tol TYPE=MAX_ABS (f32 1e-4 as everywhere; the 16-bit bounds are stated in
     docs/quantization.md "KV cache type");
   * the float64 reference with the same rounding emulated (keys after RoPE and values rounded to
-    the type, nearest even): the 16-bit error must shrink to the float32 level (--emu-tol), which
-    shows it is the rounding and nothing else;
+    the type, nearest even): the 16-bit error must shrink to what flipped rounding ties leave
+    (--emu-tol), which shows it is the rounding and nothing else;
 and the 16-bit logits must differ from the f32 ones (a flag that were ignored would fail).
 Exit 0 pass, 1 fail, 77 skip (model absent). --break f16 passes `--kv-type f32` where f16 is
 asked for, to show the check can fail.
@@ -36,7 +36,11 @@ def main():
     ap.add_argument("--seq-len", type=int, action="append", help="repeatable (default 160, 480)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--tol", action="append", default=[], help="TYPE=MAX_ABS vs exact float64")
-    ap.add_argument("--emu-tol", type=float, default=1e-2,
+    # The emulation cannot match bit for bit: float32 noise moves some values across a 16-bit
+    # rounding tie, and each such flip is worth up to one 16-bit step (f16: |k| ~ 45 x 2^-11 ~
+    # 0.02 on stories260K). Measured: <= 4.8e-3 in the Release build, 1.35e-2 in the ASan -O1
+    # build (other float evaluation order, more flips).
+    ap.add_argument("--emu-tol", type=float, default=2e-2,
                     help="max abs vs the float64 reference with the rounding emulated")
     ap.add_argument("--break", dest="broken", choices=["f16", "bf16"])
     a = ap.parse_args()
